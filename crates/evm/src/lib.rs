@@ -1,0 +1,243 @@
+//! Configures revm for Pharos: the hardfork, the block, transaction and configuration
+//! environments, intrinsic gas, and how revert data reads to a person.
+//!
+//! # Design
+//! Every place that runs the EVM — block execution (sequential and parallel), `eth_call`,
+//! `eth_estimateGas`, the txpool's intrinsic-gas check — builds its environments here, so they
+//! agree on the rules. The chain runs the newest Ethereum hardfork revm ships as stable
+//! ([`SPEC`]: Osaka), including its per-transaction gas cap (EIP-7825).
+//!
+//! This crate knows nothing about where state comes from (any [`revm::Database`]) nor about
+//! blocks' storage.
+#![warn(missing_docs)]
+
+use alloy_consensus::{Header, Transaction as _};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use pharos_primitives::RecoveredTx;
+use revm::{
+    Context, MainBuilder, MainContext,
+    context::{
+        BlockEnv, CfgEnv, Evm, TxEnv,
+        either::Either,
+        transaction::{AccessList, SignedAuthorization},
+    },
+    context_interface::{block::BlobExcessGasAndPrice, cfg::gas::calculate_initial_tx_gas_for_tx},
+    handler::{EthFrame, EthPrecompiles, instructions::EthInstructions},
+    interpreter::interpreter::EthInterpreter,
+    primitives::hardfork::SpecId,
+};
+
+pub use revm;
+
+/// The hardfork every block executes under.
+pub const SPEC: SpecId = SpecId::OSAKA;
+
+/// Per-transaction gas cap of EIP-7825 (Osaka): 2^24.
+pub const TX_GAS_LIMIT_CAP: u64 = 1 << 24;
+
+/// A revm context over database `DB` with Ethereum mainnet types.
+pub type PharosContext<DB> = Context<BlockEnv, TxEnv, CfgEnv, DB>;
+
+/// The EVM Pharos runs: mainnet instructions and precompiles over database `DB`.
+pub type PharosEvm<DB, INSP = ()> = Evm<
+    PharosContext<DB>,
+    INSP,
+    EthInstructions<EthInterpreter, PharosContext<DB>>,
+    EthPrecompiles,
+    EthFrame<EthInterpreter>,
+>;
+
+/// The configuration environment for `chain_id`.
+pub fn cfg_env(chain_id: u64) -> CfgEnv {
+    let mut cfg = CfgEnv::new_with_spec(SPEC);
+    cfg.chain_id = chain_id;
+    cfg
+}
+
+/// What a block's execution needs to know about the block itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockContext {
+    /// Block number.
+    pub number: u64,
+    /// Timestamp in seconds.
+    pub timestamp: u64,
+    /// Receiver of priority fees.
+    pub beneficiary: Address,
+    /// Block gas limit.
+    pub gas_limit: u64,
+    /// EIP-1559 base fee.
+    pub base_fee: u64,
+    /// Value of `PREVRANDAO`.
+    pub prevrandao: B256,
+}
+
+impl BlockContext {
+    /// The context of the block described by `header`.
+    pub fn from_header(header: &Header) -> Self {
+        Self {
+            number: header.number,
+            timestamp: header.timestamp,
+            beneficiary: header.beneficiary,
+            gas_limit: header.gas_limit,
+            base_fee: header.base_fee_per_gas.unwrap_or_default(),
+            prevrandao: header.mix_hash,
+        }
+    }
+
+    /// `PREVRANDAO` for the child of `parent_hash`: Pharos has no beacon chain, so it is derived
+    /// from the parent hash (deterministic, not a source of secure randomness).
+    pub fn prevrandao_for(parent_hash: B256) -> B256 {
+        keccak256(parent_hash)
+    }
+
+    /// The revm block environment.
+    pub fn block_env(&self) -> BlockEnv {
+        BlockEnv {
+            number: U256::from(self.number),
+            beneficiary: self.beneficiary,
+            timestamp: U256::from(self.timestamp),
+            gas_limit: self.gas_limit,
+            basefee: self.base_fee,
+            difficulty: U256::ZERO,
+            prevrandao: Some(self.prevrandao),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, 1)),
+            ..Default::default()
+        }
+    }
+}
+
+/// The revm transaction environment of a signed transaction with its recovered sender.
+pub fn tx_env(tx: &RecoveredTx) -> TxEnv {
+    let env = tx.envelope();
+    TxEnv {
+        tx_type: env.tx_type() as u8,
+        caller: tx.sender(),
+        gas_limit: env.gas_limit(),
+        gas_price: env.max_fee_per_gas(),
+        kind: env.kind(),
+        value: env.value(),
+        data: env.input().clone(),
+        nonce: env.nonce(),
+        chain_id: env.chain_id(),
+        access_list: env.access_list().cloned().unwrap_or_default(),
+        gas_priority_fee: env.max_priority_fee_per_gas(),
+        blob_hashes: Vec::new(),
+        max_fee_per_blob_gas: 0,
+        authorization_list: env
+            .authorization_list()
+            .map(|list| list.iter().cloned().map(Either::Left).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Builds an EVM over `db` for one block.
+pub fn build_evm<DB: revm::Database>(db: DB, chain_id: u64, block: &BlockContext) -> PharosEvm<DB> {
+    Context::mainnet()
+        .with_db(db)
+        .with_cfg(cfg_env(chain_id))
+        .with_block(block.block_env())
+        .build_mainnet()
+}
+
+/// Intrinsic gas of a transaction: what it costs before any code runs, including the EIP-7623
+/// calldata floor. A transaction with a lower gas limit can never be included.
+pub fn intrinsic_gas(tx: &TxEnv) -> u64 {
+    let gas = calculate_initial_tx_gas_for_tx(tx, SPEC, None);
+    (gas.initial_regular_gas + gas.initial_state_gas).max(gas.floor_gas)
+}
+
+/// Helper to build a [`TxEnv`] for calls that are not signed transactions (`eth_call`,
+/// `eth_estimateGas`): fees default to zero, so no balance is needed for gas.
+#[allow(clippy::too_many_arguments)]
+pub fn call_tx_env(
+    caller: Address,
+    to: Option<Address>,
+    value: U256,
+    data: Bytes,
+    gas_limit: u64,
+    gas_price: u128,
+    gas_priority_fee: Option<u128>,
+    nonce: u64,
+    chain_id: u64,
+    access_list: AccessList,
+    authorization_list: Vec<SignedAuthorization>,
+) -> TxEnv {
+    let tx_type = if !authorization_list.is_empty() {
+        4
+    } else if gas_priority_fee.is_some() {
+        2
+    } else if !access_list.0.is_empty() {
+        1
+    } else {
+        0
+    };
+    TxEnv {
+        tx_type,
+        caller,
+        gas_limit,
+        gas_price,
+        kind: to
+            .map(Into::into)
+            .unwrap_or(alloy_primitives::TxKind::Create),
+        value,
+        data,
+        nonce,
+        chain_id: Some(chain_id),
+        access_list,
+        gas_priority_fee,
+        blob_hashes: Vec::new(),
+        max_fee_per_blob_gas: 0,
+        authorization_list: authorization_list.into_iter().map(Either::Left).collect(),
+    }
+}
+
+/// Reads revert data as geth does: `Error(string)` gives its message, `Panic(uint256)` names
+/// the panic, anything else is `None` (the raw data is still returned to the caller).
+pub fn decode_revert_reason(data: &[u8]) -> Option<String> {
+    use alloy_sol_types::{GenericContractError, SolInterface};
+    match GenericContractError::abi_decode(data) {
+        Ok(GenericContractError::Revert(r)) => Some(r.reason),
+        Ok(GenericContractError::Panic(p)) => Some(match p.kind() {
+            Some(kind) => format!("{kind} (0x{:02x})", p.code),
+            None => format!("unknown panic code: {:#x}", p.code),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intrinsic_gas_of_a_plain_transfer_is_21000() {
+        let tx = call_tx_env(
+            Address::ZERO,
+            Some(Address::repeat_byte(1)),
+            U256::from(1),
+            Bytes::new(),
+            21_000,
+            1,
+            None,
+            0,
+            1,
+            AccessList::default(),
+            vec![],
+        );
+        assert_eq!(intrinsic_gas(&tx), 21_000);
+        let create = TxEnv {
+            kind: alloy_primitives::TxKind::Create,
+            data: Bytes::from(vec![1u8; 10]),
+            ..tx
+        };
+        assert!(intrinsic_gas(&create) > 53_000);
+    }
+
+    #[test]
+    fn revert_reasons_decode_like_geth() {
+        use alloy_sol_types::{Revert, SolError};
+        let data = Revert::from("not enough").abi_encode();
+        assert_eq!(decode_revert_reason(&data).as_deref(), Some("not enough"));
+        assert_eq!(decode_revert_reason(&[1, 2, 3]), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! Executes a block's ordered transactions against a read-only state view and returns each
+//! transaction's outcome and the block's state diff.
+//!
+//! # Design
+//! One trait, [`BlockExecutor`], with a reference implementation, [`SequentialExecutor`], that
+//! runs transactions one after another on revm. Every other executor (the parallel one) must
+//! produce exactly what the sequential one produces: the same outcomes, gas, logs and diff.
+//!
+//! State comes in through [`StateView`] (reads only; the executor never touches disk directly)
+//! and goes out as a [`StateDiff`](pharos_primitives::StateDiff). Analysed contract code is cached
+//! across blocks by code hash in a [`CodeCache`].
+//!
+//! A transaction that cannot be included (bad nonce, insufficient funds, gas above what is left
+//! in the block) is reported as [`TxResult::Rejected`] and changes nothing; the block producer
+//! leaves it out of the block.
+#![warn(missing_docs)]
+
+mod code_cache;
+mod memory;
+mod overlay;
+mod sequential;
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, B256, Bytes, Log, U256};
+use pharos_evm::BlockContext;
+use pharos_primitives::{AccountState, RecoveredTx, StateDiff};
+
+pub use code_cache::CodeCache;
+pub use memory::MemoryState;
+pub use overlay::Overlay;
+pub use sequential::SequentialExecutor;
+
+/// A failure to read state: the backing store is broken or unreachable. Fatal for the block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state read failed: {0}")]
+pub struct StateError(pub String);
+
+impl pharos_evm::revm::database_interface::DBErrorMarker for StateError {}
+
+/// Read-only access to the state a block executes on top of.
+pub trait StateView: Send + Sync {
+    /// The account at `address`, or `None` when it does not exist.
+    fn account(&self, address: Address) -> Result<Option<AccountState>, StateError>;
+    /// The value of storage slot `slot` of `address` (zero when unset).
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError>;
+    /// The code whose keccak256 is `code_hash`.
+    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError>;
+    /// The hash of block `number` (only the 256 most recent are asked for).
+    fn block_hash(&self, number: u64) -> Result<B256, StateError>;
+}
+
+impl<T: StateView + ?Sized> StateView for &T {
+    fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
+        (**self).account(address)
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        (**self).storage(address, slot)
+    }
+    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
+        (**self).code(code_hash)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        (**self).block_hash(number)
+    }
+}
+
+impl<T: StateView + ?Sized> StateView for Arc<T> {
+    fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
+        (**self).account(address)
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        (**self).storage(address, slot)
+    }
+    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
+        (**self).code(code_hash)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        (**self).block_hash(number)
+    }
+}
+
+/// What happened to one transaction of an executed block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxResult {
+    /// It ran (successfully or not) and belongs in the block.
+    Included(TxOutcome),
+    /// It could not be included; it changed nothing. The reason is revm's validation error.
+    Rejected(String),
+}
+
+impl TxResult {
+    /// The outcome, when the transaction was included.
+    pub fn outcome(&self) -> Option<&TxOutcome> {
+        match self {
+            TxResult::Included(o) => Some(o),
+            TxResult::Rejected(_) => None,
+        }
+    }
+}
+
+/// How an included transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Ran to completion.
+    Success,
+    /// Executed `REVERT`; `output` holds the revert data.
+    Revert,
+    /// Halted exceptionally (out of gas, invalid opcode, ...), with revm's reason.
+    Halt(String),
+}
+
+/// The outcome of an included transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// How it ended.
+    pub status: TxStatus,
+    /// Gas charged to the sender (after refunds and the EIP-7623 floor).
+    pub gas_used: u64,
+    /// Logs emitted (empty unless it succeeded).
+    pub logs: Vec<Log>,
+    /// Return data, or revert data.
+    pub output: Bytes,
+    /// Contract created by a successful create.
+    pub created: Option<Address>,
+}
+
+impl TxOutcome {
+    /// Whether the receipt status is 1.
+    pub fn success(&self) -> bool {
+        self.status == TxStatus::Success
+    }
+}
+
+/// What executing a block produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockOutput {
+    /// One result per input transaction, in input order.
+    pub results: Vec<TxResult>,
+    /// The combined writes of all included transactions.
+    pub diff: StateDiff,
+    /// Total gas used by included transactions.
+    pub gas_used: u64,
+}
+
+/// Why a block could not be executed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Reading state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// revm failed for a reason other than an invalid transaction (a bug or a bad header).
+    #[error("evm error: {0}")]
+    Evm(String),
+}
+
+/// Executes the ordered transactions of one block.
+pub trait BlockExecutor: Send + Sync {
+    /// Runs `txs` in order on top of `state` in the block described by `block`.
+    fn execute(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+    ) -> Result<BlockOutput, ExecError>;
+}

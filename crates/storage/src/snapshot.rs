@@ -1,0 +1,215 @@
+//! A consistent read view: the head block at the moment it was opened, and the state after it.
+
+use std::sync::Arc;
+
+use alloy_consensus::Header;
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_rlp::Decodable;
+use pharos_executor::{StateError, StateView};
+use pharos_primitives::{AccountState, BlockBody, StoredReceipt};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata};
+
+use crate::{
+    AccountRecord, Head, StoreError, codec, commitment::storage_key, log_address_key, tables::*,
+};
+
+/// A read transaction over the whole database. Cheap to open; holds no lock against writers.
+pub struct Snapshot {
+    head: Arc<Head>,
+    meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    headers: ReadOnlyTable<u64, &'static [u8]>,
+    canonical: ReadOnlyTable<u64, &'static [u8; 32]>,
+    hash_numbers: ReadOnlyTable<&'static [u8; 32], u64>,
+    bodies: ReadOnlyTable<u64, &'static [u8]>,
+    receipts: ReadOnlyTable<u64, &'static [u8]>,
+    tx_lookup: ReadOnlyTable<&'static [u8; 32], (u64, u32)>,
+    log_addresses: ReadOnlyTable<&'static [u8; 28], ()>,
+    accounts: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    storage: ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
+    codes: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("head", &self.head.header.number)
+            .finish()
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn open(db: &Database, head: Option<Arc<Head>>) -> Result<Self, StoreError> {
+        let txn = db.begin_read()?;
+        let mut snapshot = Self {
+            head: Arc::new(Head {
+                header: Header::default(),
+                hash: B256::ZERO,
+            }),
+            meta: txn.open_table(META)?,
+            headers: txn.open_table(HEADERS)?,
+            canonical: txn.open_table(CANONICAL)?,
+            hash_numbers: txn.open_table(HASH_NUMBERS)?,
+            bodies: txn.open_table(BODIES)?,
+            receipts: txn.open_table(RECEIPTS)?,
+            tx_lookup: txn.open_table(TX_LOOKUP)?,
+            log_addresses: txn.open_table(LOG_ADDRESSES)?,
+            accounts: txn.open_table(ACCOUNTS)?,
+            storage: txn.open_table(STORAGE)?,
+            codes: txn.open_table(CODES)?,
+        };
+        if head.is_none() {
+            // Opening the store: nothing is known yet, the head comes from this snapshot.
+            return Ok(snapshot);
+        }
+        // The head as this transaction sees it (a commit may have landed since `head` was read).
+        let number = snapshot.head_number_from_meta()?;
+        let head = match head {
+            Some(h) if h.header.number == number => h,
+            _ => {
+                let header = snapshot
+                    .header(number)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("no header for head {number}")))?;
+                let hash = snapshot
+                    .block_hash_of(number)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("no hash for head {number}")))?;
+                Arc::new(Head { header, hash })
+            }
+        };
+        snapshot.head = head;
+        Ok(snapshot)
+    }
+
+    pub(crate) fn head_number_from_meta(&self) -> Result<u64, StoreError> {
+        let raw = self
+            .meta
+            .get(crate::META_HEAD)?
+            .ok_or_else(|| StoreError::Corrupt("no head recorded".into()))?;
+        <[u8; 8]>::try_from(raw.value())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("head pointer is not 8 bytes".into()))
+    }
+
+    /// The head block of this view.
+    pub fn head(&self) -> &Arc<Head> {
+        &self.head
+    }
+
+    /// Header of canonical block `number`.
+    pub fn header(&self, number: u64) -> Result<Option<Header>, StoreError> {
+        match self.headers.get(number)? {
+            None => Ok(None),
+            Some(raw) => {
+                let mut bytes = raw.value();
+                Header::decode(&mut bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt(format!("header {number}: {e}")))
+            }
+        }
+    }
+
+    /// Hash of canonical block `number`.
+    pub fn block_hash_of(&self, number: u64) -> Result<Option<B256>, StoreError> {
+        Ok(self.canonical.get(number)?.map(|v| B256::from(*v.value())))
+    }
+
+    /// Number of the block with hash `hash`.
+    pub fn block_number(&self, hash: B256) -> Result<Option<u64>, StoreError> {
+        Ok(self.hash_numbers.get(&hash.0)?.map(|v| v.value()))
+    }
+
+    /// Transactions of block `number`.
+    pub fn body(&self, number: u64) -> Result<Option<BlockBody>, StoreError> {
+        self.bodies
+            .get(number)?
+            .map(|raw| codec::decode_body(raw.value()))
+            .transpose()
+    }
+
+    /// Receipts of block `number`.
+    pub fn receipts(&self, number: u64) -> Result<Option<Vec<StoredReceipt>>, StoreError> {
+        self.receipts
+            .get(number)?
+            .map(|raw| codec::decode_receipts(raw.value()))
+            .transpose()
+    }
+
+    /// Where transaction `hash` was included: (block number, index).
+    pub fn tx_location(&self, hash: B256) -> Result<Option<(u64, u32)>, StoreError> {
+        Ok(self.tx_lookup.get(&hash.0)?.map(|v| v.value()))
+    }
+
+    /// Blocks in `from..=to` that hold logs emitted by `address`, ascending.
+    pub fn blocks_with_logs_of(
+        &self,
+        address: &Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let lo = log_address_key(address, from);
+        let hi = log_address_key(address, to);
+        let mut out = Vec::new();
+        for entry in self.log_addresses.range::<&[u8; 28]>(&lo..=&hi)? {
+            let (k, _) = entry?;
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&k.value()[20..]);
+            out.push(u64::from_be_bytes(n));
+        }
+        Ok(out)
+    }
+
+    /// The stored record of `address` (state plus storage root).
+    pub fn account_record(&self, address: Address) -> Result<Option<AccountRecord>, StoreError> {
+        self.accounts
+            .get(&keccak256(address).0)?
+            .map(|v| AccountRecord::decode(v.value()))
+            .transpose()
+    }
+
+    /// Recomputes the state root from the flat state (for checks; linear in the state size).
+    pub fn compute_state_root(&self) -> Result<B256, StoreError> {
+        crate::commitment::account_trie_root(&self.accounts)
+    }
+
+    /// Number of accounts in the state.
+    pub fn account_count(&self) -> Result<u64, StoreError> {
+        Ok(self.accounts.len()?)
+    }
+}
+
+fn state_err(e: StoreError) -> StateError {
+    StateError(e.to_string())
+}
+
+impl StateView for Snapshot {
+    fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
+        Ok(self
+            .account_record(address)
+            .map_err(state_err)?
+            .map(|r| r.state))
+    }
+
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        let key = storage_key(&keccak256(address), &slot);
+        Ok(self
+            .storage
+            .get(&key)
+            .map_err(|e| state_err(e.into()))?
+            .map(|v| U256::from_be_bytes(*v.value()))
+            .unwrap_or_default())
+    }
+
+    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
+        Ok(self
+            .codes
+            .get(&code_hash.0)
+            .map_err(|e| state_err(e.into()))?
+            .map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        Ok(self
+            .block_hash_of(number)
+            .map_err(state_err)?
+            .unwrap_or_default())
+    }
+}
