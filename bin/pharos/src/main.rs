@@ -1,1 +1,236 @@
-fn main() {}
+//! `pharos`: the command line. Parses flags and wires crates together; holds no logic of its own.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use alloy_primitives::Address;
+use clap::{Args, Parser, Subcommand};
+use pharos_node::NodeConfig;
+use pharos_primitives::{ChainSpec, chain::DEV_CHAIN_ID};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pharos",
+    version,
+    about = "Pharos: a parallel, EVM-compatible Layer-1 for tokenized real-world assets",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node.
+    Node(NodeArgs),
+}
+
+#[derive(Args, Debug)]
+struct NodeArgs {
+    /// Run a single-node development chain: the ten standard test accounts ("test test ... junk")
+    /// are funded and unlocked for eth_sendTransaction, blocks are produced locally.
+    #[arg(long)]
+    dev: bool,
+
+    /// Directory for the chain database [default: <user data dir>/pharos/<chain>]
+    #[arg(long, value_name = "DIR")]
+    datadir: Option<PathBuf>,
+
+    /// Genesis file in geth's JSON format (required without --dev).
+    #[arg(long, value_name = "FILE")]
+    genesis: Option<PathBuf>,
+
+    /// Chain id of the dev chain (a genesis file carries its own).
+    #[arg(long, value_name = "N")]
+    chain_id: Option<u64>,
+
+    /// Address the JSON-RPC server (HTTP and WebSocket on one port) listens on.
+    #[arg(long = "http.addr", value_name = "IP", default_value = "127.0.0.1")]
+    http_addr: IpAddr,
+
+    /// Port of the JSON-RPC server; 0 picks a free port (printed at start).
+    #[arg(long = "http.port", value_name = "PORT", default_value_t = 8545)]
+    http_port: u16,
+
+    /// Interval between blocks, e.g. 500ms, 1s, 2s.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = humantime::parse_duration)]
+    block_time: Duration,
+
+    /// Threads for block execution [default: available cores].
+    #[arg(long = "exec.threads", value_name = "N")]
+    exec_threads: Option<usize>,
+
+    /// Receiver of priority fees [default in dev: the treasury account].
+    #[arg(long, value_name = "ADDRESS")]
+    coinbase: Option<Address>,
+
+    /// Most calls in one JSON-RPC batch.
+    #[arg(long = "rpc.max-batch", value_name = "N", default_value_t = 10_000)]
+    rpc_max_batch: u32,
+
+    /// Largest JSON-RPC request body, in bytes.
+    #[arg(long = "rpc.max-body", value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
+    rpc_max_body: u32,
+
+    /// Most blocks one eth_getLogs (or log filter poll) may scan.
+    #[arg(
+        long = "rpc.max-logs-range",
+        value_name = "BLOCKS",
+        default_value_t = 10_000
+    )]
+    rpc_max_logs_range: u64,
+
+    /// Gas cap of eth_call and eth_estimateGas.
+    #[arg(long = "rpc.gas-cap", value_name = "GAS", default_value_t = 50_000_000)]
+    rpc_gas_cap: u64,
+
+    /// Most transactions in the pool.
+    #[arg(long = "txpool.max", value_name = "N", default_value_t = 1_000_000)]
+    txpool_max: usize,
+
+    /// Most pooled transactions per sender.
+    #[arg(
+        long = "txpool.max-per-sender",
+        value_name = "N",
+        default_value_t = 16_384
+    )]
+    txpool_max_per_sender: usize,
+}
+
+fn default_datadir(spec: &ChainSpec, dev: bool) -> PathBuf {
+    let base = dirs::data_dir()
+        .or_else(dirs::home_dir)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = if dev {
+        format!("dev-{}", spec.chain_id())
+    } else {
+        format!("chain-{}", spec.chain_id())
+    };
+    base.join("pharos").join(name)
+}
+
+fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
+    let spec = match (&args.genesis, args.dev) {
+        (Some(path), _) => {
+            let json = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading genesis file {}: {e}", path.display()))?;
+            let spec = ChainSpec::from_genesis_json(&json)
+                .map_err(|e| format!("genesis file {}: {e}", path.display()))?;
+            if let Some(id) = args.chain_id
+                && id != spec.chain_id()
+            {
+                return Err(format!(
+                    "--chain-id {id} contradicts chainId {} in the genesis file",
+                    spec.chain_id()
+                ));
+            }
+            spec
+        }
+        (None, true) => {
+            ChainSpec::dev(args.chain_id.unwrap_or(DEV_CHAIN_ID)).map_err(|e| e.to_string())?
+        }
+        (None, false) => {
+            return Err("either --dev or --genesis FILE is required".into());
+        }
+    };
+    if args.block_time.is_zero() {
+        return Err("--block-time must be above zero".into());
+    }
+    let datadir = args
+        .datadir
+        .unwrap_or_else(|| default_datadir(&spec, args.dev));
+    let mut config = NodeConfig::dev(
+        spec,
+        datadir,
+        SocketAddr::new(args.http_addr, args.http_port),
+    );
+    config.dev = args.dev;
+    config.block_time = args.block_time;
+    if let Some(n) = args.exec_threads {
+        config.exec_threads = n.max(1);
+    }
+    if let Some(c) = args.coinbase {
+        config.coinbase = c;
+    } else if !args.dev {
+        config.coinbase = Address::ZERO;
+    }
+    config.rpc.max_batch = args.rpc_max_batch;
+    config.rpc.max_request_body = args.rpc_max_body;
+    config.rpc.max_block_range = args.rpc_max_logs_range.max(1);
+    config.rpc.gas_cap = args.rpc_gas_cap;
+    config.pool.max_txs = args.txpool_max;
+    config.pool.max_per_sender = args.txpool_max_per_sender;
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_node(args: NodeArgs) -> Result<(), String> {
+    let config = node_config(args)?;
+    let mut node = pharos_node::launch(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("JSON-RPC: http://{0}  ws://{0}", node.rpc_addr);
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            node.stop().await.map_err(|e| e.to_string())
+        }
+        r = node.wait() => r.map_err(|e| e.to_string()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Node(args) => runtime.block_on(run_node(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -132,11 +132,83 @@ pub fn tx_env(tx: &RecoveredTx) -> TxEnv {
 
 /// Builds an EVM over `db` for one block.
 pub fn build_evm<DB: revm::Database>(db: DB, chain_id: u64, block: &BlockContext) -> PharosEvm<DB> {
+    build_evm_with_cfg(db, cfg_env(chain_id), block)
+}
+
+/// Builds an EVM over `db` with a custom configuration (simulations relax some checks).
+pub fn build_evm_with_cfg<DB: revm::Database>(
+    db: DB,
+    cfg: CfgEnv,
+    block: &BlockContext,
+) -> PharosEvm<DB> {
     Context::mainnet()
         .with_db(db)
-        .with_cfg(cfg_env(chain_id))
+        .with_cfg(cfg)
         .with_block(block.block_env())
         .build_mainnet()
+}
+
+/// Whether `address` holds a precompile under [`SPEC`].
+pub fn is_precompile(address: &Address) -> bool {
+    use revm::precompile::{PrecompileSpecId, Precompiles};
+    Precompiles::new(PrecompileSpecId::from_spec_id(SPEC)).contains(address)
+}
+
+/// geth's wording for a transaction revm refuses to run, where geth has one.
+pub fn invalid_tx_message(
+    err: &revm::context::result::InvalidTransaction,
+    caller: Address,
+) -> String {
+    use revm::context::result::InvalidTransaction as E;
+    match err {
+        E::LackOfFundForMaxFee { fee, balance } => format!(
+            "insufficient funds for gas * price + value: address {caller} have {balance} want {fee}"
+        ),
+        E::NonceTooLow { tx, state } => {
+            format!("nonce too low: address {caller}, tx: {tx} state: {state}")
+        }
+        E::NonceTooHigh { tx, state } => {
+            format!("nonce too high: address {caller}, tx: {tx} state: {state}")
+        }
+        E::GasPriceLessThanBasefee => "max fee per gas less than block base fee".into(),
+        E::PriorityFeeGreaterThanMaxFee => {
+            "max priority fee per gas higher than max fee per gas".into()
+        }
+        E::CallGasCostMoreThanGasLimit { .. } | E::GasFloorMoreThanGasLimit { .. } => {
+            "intrinsic gas too low".into()
+        }
+        E::CallerGasLimitMoreThanBlock => "exceeds block gas limit".into(),
+        E::RejectCallerWithCode => format!("sender not an eoa: address {caller}"),
+        other => other.to_string(),
+    }
+}
+
+/// geth's wording for an exceptional halt.
+pub fn halt_message(reason: &revm::context::result::HaltReason) -> String {
+    use revm::context::result::{HaltReason as H, OutOfGasError};
+    match reason {
+        H::OutOfGas(OutOfGasError::Basic)
+        | H::OutOfGas(OutOfGasError::Memory)
+        | H::OutOfGas(OutOfGasError::MemoryLimit)
+        | H::OutOfGas(OutOfGasError::Precompile)
+        | H::OutOfGas(_) => "out of gas".into(),
+        H::OpcodeNotFound | H::InvalidFEOpcode => "invalid opcode".into(),
+        H::InvalidJump => "invalid jump destination".into(),
+        H::StackUnderflow => "stack underflow".into(),
+        H::StackOverflow => "stack limit reached 1024 (1023)".into(),
+        H::CallTooDeep => "max call depth exceeded".into(),
+        H::StateChangeDuringStaticCall => "write protection".into(),
+        H::CreateCollision => "contract address collision".into(),
+        H::CreateContractSizeLimit => "max code size exceeded".into(),
+        H::CreateContractStartingWithEF => "invalid code: must not begin with 0xef".into(),
+        H::CreateInitCodeSizeLimit => "max initcode size exceeded".into(),
+        H::OutOfFunds => "insufficient balance for transfer".into(),
+        H::NonceOverflow => "nonce uint64 overflow".into(),
+        H::PrecompileError | H::PrecompileErrorWithContext(_) => {
+            "precompiled contract failed".into()
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// Intrinsic gas of a transaction: what it costs before any code runs, including the EIP-7623

@@ -92,11 +92,16 @@ pub fn encode_body(body: &[Arc<RecoveredTx>]) -> Vec<u8> {
 
 /// Inverse of [`encode_body`]; senders are taken from the record, not recovered again.
 pub fn decode_body(bytes: &[u8]) -> Result<BlockBody, StoreError> {
+    decode_body_prefix(bytes, usize::MAX)
+}
+
+/// The first `max` transactions of an encoded body.
+pub fn decode_body_prefix(bytes: &[u8], max: usize) -> Result<BlockBody, StoreError> {
     let mut r = Reader {
         bytes,
         what: "block body",
     };
-    let count = r.u32()? as usize;
+    let count = (r.u32()? as usize).min(max);
     let mut body = Vec::with_capacity(count.min(bytes.len() / 24));
     for _ in 0..count {
         let sender = Address::from_slice(r.take(20)?);

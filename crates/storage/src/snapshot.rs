@@ -125,6 +125,14 @@ impl Snapshot {
             .transpose()
     }
 
+    /// The first `max` transactions of block `number`.
+    pub fn body_prefix(&self, number: u64, max: usize) -> Result<Option<BlockBody>, StoreError> {
+        self.bodies
+            .get(number)?
+            .map(|raw| codec::decode_body_prefix(raw.value(), max))
+            .transpose()
+    }
+
     /// Receipts of block `number`.
     pub fn receipts(&self, number: u64) -> Result<Option<Vec<StoredReceipt>>, StoreError> {
         self.receipts

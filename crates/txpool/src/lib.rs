@@ -1,1 +1,550 @@
-//! placeholder
+//! Holds transactions that are waiting for a block: checks them on the way in, keeps each
+//! sender's transactions in nonce order, replaces them on a higher fee, and hands the best ones
+//! to the block producer.
+//!
+//! # Design
+//! Admission is split so the expensive part runs without the pool lock and on every core:
+//! 1. [`recover_batch`] decodes and recovers senders in parallel (rayon, libsecp256k1) —
+//!    recovery happens exactly once and the sender travels with the transaction;
+//! 2. [`TxPool::add`] runs the stateless checks, then the state checks (nonce, balance) against a
+//!    [`StateView`] of the head, then takes the lock only for the map updates.
+//!
+//! Per sender, transactions form a nonce-ordered queue; those contiguous from the account's
+//! nonce are *pending* (executable), the rest *queued*. Error messages follow geth's wording, so
+//! tools that match on them (ethers, viem, cast) behave as they do against geth.
+//!
+//! The pool never orders blocks or executes transactions; it offers candidates in fee order.
+#![warn(missing_docs)]
+
+use std::{
+    cmp::Ordering,
+    collections::{BTreeMap, BinaryHeap, HashMap},
+    sync::Arc,
+};
+
+use alloy_primitives::{Address, B256, U256};
+use parking_lot::Mutex;
+use pharos_executor::{StateError, StateView};
+use pharos_primitives::{RecoveredTx, TxDecodeError};
+use rayon::prelude::*;
+
+/// Why a transaction was not admitted. Messages follow geth's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// Bytes did not decode or the signature did not recover.
+    #[error(transparent)]
+    Decode(#[from] TxDecodeError),
+    /// Signed for another chain.
+    #[error("invalid chain id for signer: have {have} want {want}")]
+    ChainId {
+        /// Chain id in the transaction.
+        have: u64,
+        /// This chain's id.
+        want: u64,
+    },
+    /// Nonce below the account's nonce.
+    #[error("nonce too low: address {address}, tx: {tx} state: {state}")]
+    NonceTooLow {
+        /// Sender.
+        address: Address,
+        /// Nonce of the transaction.
+        tx: u64,
+        /// Nonce of the account.
+        state: u64,
+    },
+    /// Nonce at the maximum value.
+    #[error("nonce has max value: address {0}")]
+    NonceMax(Address),
+    /// Balance below `gas * price + value`.
+    #[error(
+        "insufficient funds for gas * price + value: address {address} have {have} want {want}"
+    )]
+    InsufficientFunds {
+        /// Sender.
+        address: Address,
+        /// Its balance.
+        have: U256,
+        /// What the transaction may cost.
+        want: U256,
+    },
+    /// Gas limit below the intrinsic cost.
+    #[error("intrinsic gas too low: have {have}, want {want}")]
+    IntrinsicGas {
+        /// Gas limit of the transaction.
+        have: u64,
+        /// Intrinsic gas.
+        want: u64,
+    },
+    /// Gas limit above the block gas limit.
+    #[error("exceeds block gas limit")]
+    ExceedsBlockGasLimit,
+    /// Gas limit above the per-transaction cap (EIP-7825).
+    #[error("transaction gas limit too high (cap: {cap}, tx: {tx})")]
+    GasLimitTooHigh {
+        /// The cap.
+        cap: u64,
+        /// Gas limit of the transaction.
+        tx: u64,
+    },
+    /// Tip above fee cap.
+    #[error("max priority fee per gas higher than max fee per gas")]
+    TipAboveFeeCap,
+    /// Fee cap below the current base fee.
+    #[error(
+        "max fee per gas less than block base fee: address {address}, maxFeePerGas: {max_fee}, baseFee: {base_fee}"
+    )]
+    FeeCapBelowBaseFee {
+        /// Sender.
+        address: Address,
+        /// The transaction's fee cap.
+        max_fee: u128,
+        /// The base fee of the next block.
+        base_fee: u64,
+    },
+    /// Contract creation with init code above the EIP-3860 limit.
+    #[error("max initcode size exceeded: code size {size}, limit {limit}")]
+    InitCodeTooLarge {
+        /// Size of the init code.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The same transaction is already in the pool.
+    #[error("already known")]
+    AlreadyKnown,
+    /// A transaction with the same sender and nonce pays too little more.
+    #[error("replacement transaction underpriced")]
+    ReplacementUnderpriced,
+    /// The sender has too many transactions in the pool.
+    #[error("account limit exceeded: address {address} has {count} transactions in the pool")]
+    AccountLimit {
+        /// Sender.
+        address: Address,
+        /// How many it has.
+        count: usize,
+    },
+    /// The pool is full.
+    #[error("txpool is full")]
+    PoolFull,
+    /// Reading the sender's account failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Limits and rules of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Chain id transactions must be signed for.
+    pub chain_id: u64,
+    /// Block gas limit (no transaction may need more).
+    pub block_gas_limit: u64,
+    /// Most transactions in the pool.
+    pub max_txs: usize,
+    /// Most transactions per sender.
+    pub max_per_sender: usize,
+    /// Minimum fee increase, in percent, for a replacement.
+    pub price_bump_percent: u128,
+}
+
+impl PoolConfig {
+    /// Defaults for `chain_id` and `block_gas_limit`.
+    pub fn new(chain_id: u64, block_gas_limit: u64) -> Self {
+        Self {
+            chain_id,
+            block_gas_limit,
+            max_txs: 1_000_000,
+            max_per_sender: 16_384,
+            price_bump_percent: 10,
+        }
+    }
+}
+
+/// Counts of pool contents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Executable now (contiguous from the account nonce).
+    pub pending: usize,
+    /// Waiting for a nonce gap to fill.
+    pub queued: usize,
+}
+
+#[derive(Debug, Default)]
+struct SenderQueue {
+    /// The account's nonce as last seen in state.
+    state_nonce: u64,
+    txs: BTreeMap<u64, Arc<RecoveredTx>>,
+}
+
+impl SenderQueue {
+    fn pending_count(&self) -> usize {
+        let mut next = self.state_nonce;
+        for nonce in self.txs.range(self.state_nonce..).map(|(n, _)| *n) {
+            if nonce != next {
+                break;
+            }
+            next += 1;
+        }
+        (next - self.state_nonce) as usize
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_hash: HashMap<B256, Arc<RecoveredTx>>,
+    senders: HashMap<Address, SenderQueue>,
+}
+
+/// The transaction pool.
+#[derive(Debug)]
+pub struct TxPool {
+    config: PoolConfig,
+    inner: Mutex<Inner>,
+    new_txs: tokio::sync::broadcast::Sender<Arc<RecoveredTx>>,
+}
+
+/// Decodes and recovers raw transactions in parallel on all cores; results keep input order.
+pub fn recover_batch(raws: &[impl AsRef<[u8]> + Sync]) -> Vec<Result<RecoveredTx, TxDecodeError>> {
+    if raws.len() < 4 {
+        return raws
+            .iter()
+            .map(|r| RecoveredTx::decode_and_recover(r.as_ref()))
+            .collect();
+    }
+    raws.par_iter()
+        .map(|r| RecoveredTx::decode_and_recover(r.as_ref()))
+        .collect()
+}
+
+impl TxPool {
+    /// An empty pool.
+    pub fn new(config: PoolConfig) -> Self {
+        let (new_txs, _) = tokio::sync::broadcast::channel(16_384);
+        Self {
+            config,
+            inner: Mutex::new(Inner::default()),
+            new_txs,
+        }
+    }
+
+    /// The pool's rules.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Every admitted transaction, as it is admitted (for `newPendingTransactions`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<RecoveredTx>> {
+        self.new_txs.subscribe()
+    }
+
+    /// Checks that need no state.
+    pub fn check_stateless(&self, tx: &RecoveredTx, base_fee: u64) -> Result<(), PoolError> {
+        if let Some(have) = tx.chain_id()
+            && have != self.config.chain_id
+        {
+            return Err(PoolError::ChainId {
+                have,
+                want: self.config.chain_id,
+            });
+        }
+        if tx.nonce() == u64::MAX {
+            return Err(PoolError::NonceMax(tx.sender()));
+        }
+        if tx.gas_limit() > self.config.block_gas_limit {
+            return Err(PoolError::ExceedsBlockGasLimit);
+        }
+        if tx.gas_limit() > pharos_evm::TX_GAS_LIMIT_CAP {
+            return Err(PoolError::GasLimitTooHigh {
+                cap: pharos_evm::TX_GAS_LIMIT_CAP,
+                tx: tx.gas_limit(),
+            });
+        }
+        if tx.max_priority_fee_per_gas() > tx.max_fee_per_gas() {
+            return Err(PoolError::TipAboveFeeCap);
+        }
+        if tx.max_fee_per_gas() < u128::from(base_fee) {
+            return Err(PoolError::FeeCapBelowBaseFee {
+                address: tx.sender(),
+                max_fee: tx.max_fee_per_gas(),
+                base_fee,
+            });
+        }
+        let limit = pharos_evm::revm::primitives::eip3860::MAX_INITCODE_SIZE;
+        if tx.to().is_none() && tx.input().len() > limit {
+            return Err(PoolError::InitCodeTooLarge {
+                size: tx.input().len(),
+                limit,
+            });
+        }
+        let intrinsic = pharos_evm::intrinsic_gas(&pharos_evm::tx_env(tx));
+        if tx.gas_limit() < intrinsic {
+            return Err(PoolError::IntrinsicGas {
+                have: tx.gas_limit(),
+                want: intrinsic,
+            });
+        }
+        Ok(())
+    }
+
+    /// Admits `tx` after all checks against `state` (the head state) and `base_fee` (of the next
+    /// block). Returns its hash.
+    pub fn add(
+        &self,
+        tx: RecoveredTx,
+        state: &dyn StateView,
+        base_fee: u64,
+    ) -> Result<B256, PoolError> {
+        self.check_stateless(&tx, base_fee)?;
+        let sender = tx.sender();
+        let account = state.account(sender)?.unwrap_or_default();
+        if tx.nonce() < account.nonce {
+            return Err(PoolError::NonceTooLow {
+                address: sender,
+                tx: tx.nonce(),
+                state: account.nonce,
+            });
+        }
+        let cost = tx.max_cost();
+        if account.balance < cost {
+            return Err(PoolError::InsufficientFunds {
+                address: sender,
+                have: account.balance,
+                want: cost,
+            });
+        }
+        let hash = tx.hash();
+        let tx = Arc::new(tx);
+        {
+            let mut inner = self.inner.lock();
+            if inner.by_hash.contains_key(&hash) {
+                return Err(PoolError::AlreadyKnown);
+            }
+            let total = inner.by_hash.len();
+            let queue = inner.senders.entry(sender).or_default();
+            queue.state_nonce = queue.state_nonce.max(account.nonce);
+            let replaced = match queue.txs.get(&tx.nonce()) {
+                Some(old) => {
+                    let bump = 100 + self.config.price_bump_percent;
+                    let enough =
+                        |new: u128, old: u128| new.saturating_mul(100) >= old.saturating_mul(bump);
+                    if !enough(tx.max_fee_per_gas(), old.max_fee_per_gas())
+                        || !enough(
+                            tx.max_priority_fee_per_gas(),
+                            old.max_priority_fee_per_gas(),
+                        )
+                    {
+                        return Err(PoolError::ReplacementUnderpriced);
+                    }
+                    Some(old.hash())
+                }
+                None => {
+                    if queue.txs.len() >= self.config.max_per_sender {
+                        return Err(PoolError::AccountLimit {
+                            address: sender,
+                            count: queue.txs.len(),
+                        });
+                    }
+                    if total >= self.config.max_txs {
+                        return Err(PoolError::PoolFull);
+                    }
+                    None
+                }
+            };
+            queue.txs.insert(tx.nonce(), tx.clone());
+            if let Some(old) = replaced {
+                inner.by_hash.remove(&old);
+            }
+            inner.by_hash.insert(hash, tx.clone());
+        }
+        // Nobody listening is fine.
+        let _ = self.new_txs.send(tx);
+        Ok(hash)
+    }
+
+    /// The pooled transaction with `hash`.
+    pub fn get(&self, hash: &B256) -> Option<Arc<RecoveredTx>> {
+        self.inner.lock().by_hash.get(hash).cloned()
+    }
+
+    /// The nonce the sender's next transaction should carry: the account nonce plus its pending
+    /// transactions.
+    pub fn pending_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
+        let inner = self.inner.lock();
+        match inner.senders.get(&sender) {
+            None => state_nonce,
+            Some(q) => {
+                let mut next = state_nonce;
+                while q.txs.contains_key(&next) {
+                    next += 1;
+                }
+                next
+            }
+        }
+    }
+
+    /// Number of transactions in the pool.
+    pub fn len(&self) -> usize {
+        self.inner.lock().by_hash.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pending and queued counts.
+    pub fn status(&self) -> PoolStatus {
+        let inner = self.inner.lock();
+        let pending: usize = inner.senders.values().map(SenderQueue::pending_count).sum();
+        PoolStatus {
+            pending,
+            queued: inner.by_hash.len() - pending,
+        }
+    }
+
+    /// All pooled transactions grouped by sender, split into pending and queued.
+    pub fn content(&self) -> Vec<(Address, Vec<Arc<RecoveredTx>>, Vec<Arc<RecoveredTx>>)> {
+        let inner = self.inner.lock();
+        inner
+            .senders
+            .iter()
+            .map(|(address, q)| {
+                let n = q.pending_count();
+                let mut pending = Vec::new();
+                let mut queued = Vec::new();
+                for (nonce, tx) in &q.txs {
+                    if *nonce >= q.state_nonce && pending.len() < n {
+                        pending.push(tx.clone());
+                    } else {
+                        queued.push(tx.clone());
+                    }
+                }
+                (*address, pending, queued)
+            })
+            .collect()
+    }
+
+    /// Executable transactions for the next block, best tip first across senders and nonce
+    /// order within a sender, until their gas limits fill `gas_limit` or `max_count` is reached.
+    pub fn best_transactions(
+        &self,
+        base_fee: u64,
+        gas_limit: u64,
+        max_count: usize,
+    ) -> Vec<Arc<RecoveredTx>> {
+        struct Candidate {
+            tip: u128,
+            arrival: usize,
+            tx: Arc<RecoveredTx>,
+        }
+        impl PartialEq for Candidate {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other) == Ordering::Equal
+            }
+        }
+        impl Eq for Candidate {}
+        impl PartialOrd for Candidate {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for Candidate {
+            fn cmp(&self, other: &Self) -> Ordering {
+                self.tip
+                    .cmp(&other.tip)
+                    .then_with(|| other.arrival.cmp(&self.arrival))
+            }
+        }
+
+        let inner = self.inner.lock();
+        let mut heap = BinaryHeap::new();
+        for (i, q) in inner.senders.values().enumerate() {
+            if let Some(tx) = q.txs.get(&q.state_nonce)
+                && let Some(tip) = tx.effective_tip(base_fee)
+            {
+                heap.push(Candidate {
+                    tip,
+                    arrival: i,
+                    tx: tx.clone(),
+                });
+            }
+        }
+        let mut out = Vec::new();
+        let mut gas = 0u64;
+        while let Some(Candidate { arrival, tx, .. }) = heap.pop() {
+            if out.len() >= max_count {
+                break;
+            }
+            if gas + tx.gas_limit() > gas_limit {
+                // This sender's chain stops here; others may still fit.
+                continue;
+            }
+            gas += tx.gas_limit();
+            let next_nonce = tx.nonce() + 1;
+            let sender = tx.sender();
+            out.push(tx);
+            if let Some(next) = inner
+                .senders
+                .get(&sender)
+                .and_then(|q| q.txs.get(&next_nonce))
+                && let Some(tip) = next.effective_tip(base_fee)
+            {
+                heap.push(Candidate {
+                    tip,
+                    arrival,
+                    tx: next.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Updates the pool after a block: `included` left it, `rejected` are dropped, and each
+    /// sender's nonce is re-read from `state` (the state after the block).
+    pub fn on_block(
+        &self,
+        included: &[Arc<RecoveredTx>],
+        rejected: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+    ) -> Result<(), StateError> {
+        let mut senders: Vec<Address> = included
+            .iter()
+            .chain(rejected)
+            .map(|t| t.sender())
+            .collect();
+        senders.sort_unstable();
+        senders.dedup();
+        let mut nonces = Vec::with_capacity(senders.len());
+        for s in &senders {
+            nonces.push(state.account(*s)?.map(|a| a.nonce).unwrap_or(0));
+        }
+        let mut inner = self.inner.lock();
+        for tx in rejected {
+            let hash = tx.hash();
+            if inner.by_hash.remove(&hash).is_some()
+                && let Some(q) = inner.senders.get_mut(&tx.sender())
+                && q.txs.get(&tx.nonce()).is_some_and(|t| t.hash() == hash)
+            {
+                q.txs.remove(&tx.nonce());
+            }
+        }
+        for (sender, nonce) in senders.into_iter().zip(nonces) {
+            let Some(q) = inner.senders.get_mut(&sender) else {
+                continue;
+            };
+            q.state_nonce = nonce;
+            let stale: Vec<B256> = q.txs.range(..nonce).map(|(_, t)| t.hash()).collect();
+            q.txs = q.txs.split_off(&nonce);
+            let empty = q.txs.is_empty();
+            for h in stale {
+                inner.by_hash.remove(&h);
+            }
+            if empty {
+                inner.senders.remove(&sender);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
