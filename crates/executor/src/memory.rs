@@ -108,7 +108,6 @@ impl MemoryState {
                         balance: info.balance,
                         storage_root,
                         code_hash: info.code_hash,
-                        ..Default::default()
                     },
                 )
             })

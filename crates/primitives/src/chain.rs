@@ -247,7 +247,6 @@ pub fn genesis_state_root(alloc: &BTreeMap<Address, GenesisAccount>) -> B256 {
                     balance: account.balance,
                     storage_root,
                     code_hash,
-                    ..Default::default()
                 },
             )
         })

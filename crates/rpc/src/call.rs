@@ -294,6 +294,23 @@ impl RpcContext {
             let allowance = (balance - spec.tx.value) / U256::from(spec.tx.gas_price);
             hi = hi.min(allowance.saturating_to());
         }
+        // As geth: a plain transfer to an account without code costs exactly 21000.
+        if spec.tx.data.is_empty()
+            && let TxKind::Call(to) = spec.tx.kind
+            && !view
+                .account(to)
+                .map_err(internal)?
+                .is_some_and(|a| a.has_code())
+            && hi >= 21_000
+        {
+            spec.tx.gas_limit = 21_000;
+            if self
+                .simulate(&view, &spec)
+                .is_ok_and(|r| r.result.is_success())
+            {
+                return Ok(21_000);
+            }
+        }
         let intrinsic = pharos_evm::intrinsic_gas(&spec.tx);
         if hi < intrinsic {
             return Err(server_error(format!(
@@ -368,10 +385,12 @@ impl RpcContext {
             let out = self.simulate(&view, &spec)?;
             let mut touched: BTreeMap<Address, Vec<B256>> = BTreeMap::new();
             for (address, account) in &out.state {
-                if excluded.contains(address) || is_precompile(address) {
+                let mut keys: Vec<B256> = account.storage.keys().map(|k| B256::from(*k)).collect();
+                // As geth: slots are listed for every account, bare addresses only for ones
+                // the transaction does not warm anyway.
+                if keys.is_empty() && (excluded.contains(address) || is_precompile(address)) {
                     continue;
                 }
-                let mut keys: Vec<B256> = account.storage.keys().map(|k| B256::from(*k)).collect();
                 keys.sort();
                 touched.insert(*address, keys);
             }

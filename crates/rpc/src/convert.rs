@@ -60,7 +60,7 @@ pub fn header(header: &Header, hash: B256, size: Option<u64>) -> RpcHeader {
 
 /// A block object with transaction hashes or full transactions.
 pub fn block(header_: &Header, hash: B256, body: &[Arc<RecoveredTx>], full: bool) -> RpcBlock {
-    let size = alloy_rlp::Encodable::length(header_) as u64 as u64
+    let size = alloy_rlp::Encodable::length(header_) as u64
         + body.iter().map(|t| t.encoded_len() as u64 + 3).sum::<u64>()
         + 8;
     let transactions = if full {

@@ -397,7 +397,12 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
     m.register_method("txpool_content", |_, ctx, _| {
         let mut pending = serde_json::Map::new();
         let mut queued = serde_json::Map::new();
-        for (address, p, q) in ctx.pool.content() {
+        for pharos_txpool::SenderContent {
+            address,
+            pending: p,
+            queued: q,
+        } in ctx.pool.content()
+        {
             let group = |txs: Vec<Arc<RecoveredTx>>| -> serde_json::Map<String, Value> {
                 txs.iter()
                     .map(|t| {

@@ -28,7 +28,7 @@ const MAX_FILTERS: usize = 10_000;
 
 enum Kind {
     Logs {
-        filter: Filter,
+        filter: Box<Filter>,
         next_block: u64,
     },
     Blocks {
@@ -80,7 +80,7 @@ fn changes(ctx: &RpcContext, id: &str) -> RpcResult<Value> {
     let head = snap.head().header.number;
     // Take what is needed out of the filter under the lock, then query without it.
     enum Todo {
-        Logs(Filter, u64, u64),
+        Logs(Box<Filter>, u64, u64),
         Blocks(u64, u64),
         Hashes(Vec<B256>),
     }
@@ -160,7 +160,10 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
             }
             _ => head + 1,
         };
-        ctx.filters.install(Kind::Logs { filter, next_block })
+        ctx.filters.install(Kind::Logs {
+            filter: Box::new(filter),
+            next_block,
+        })
     })?;
     m.register_method("eth_newBlockFilter", |_, ctx, _| {
         let head = ctx.store.head().header.number;
@@ -184,7 +187,7 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
             let f = map.get_mut(&id).ok_or_else(not_found)?;
             f.last_poll = Instant::now();
             match &f.kind {
-                Kind::Logs { filter, .. } => filter.clone(),
+                Kind::Logs { filter, .. } => (**filter).clone(),
                 _ => return Err(server_error("filter is not a log filter")),
             }
         };

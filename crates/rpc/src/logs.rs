@@ -21,7 +21,7 @@ impl RpcContext {
                 let n = snap
                     .block_number(*hash)
                     .map_err(error::storage)?
-                    .ok_or_else(|| header_not_found())?;
+                    .ok_or_else(header_not_found)?;
                 Ok((n, n))
             }
             FilterBlockOption::Range {

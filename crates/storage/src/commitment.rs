@@ -101,7 +101,6 @@ pub fn account_trie_root(
             balance: record.state.balance,
             storage_root: record.storage_root,
             code_hash: record.state.code_hash,
-            ..Default::default()
         };
         buf.clear();
         alloy_rlp::Encodable::encode(&leaf, &mut buf);

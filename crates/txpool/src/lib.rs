@@ -168,6 +168,17 @@ pub struct PoolStatus {
     pub queued: usize,
 }
 
+/// One sender's pooled transactions, as `txpool_content` shows them.
+#[derive(Debug, Clone)]
+pub struct SenderContent {
+    /// The sender.
+    pub address: Address,
+    /// Executable now, in nonce order.
+    pub pending: Vec<Arc<RecoveredTx>>,
+    /// Waiting behind a nonce gap.
+    pub queued: Vec<Arc<RecoveredTx>>,
+}
+
 #[derive(Debug, Default)]
 struct SenderQueue {
     /// The account's nonce as last seen in state.
@@ -402,7 +413,7 @@ impl TxPool {
     }
 
     /// All pooled transactions grouped by sender, split into pending and queued.
-    pub fn content(&self) -> Vec<(Address, Vec<Arc<RecoveredTx>>, Vec<Arc<RecoveredTx>>)> {
+    pub fn content(&self) -> Vec<SenderContent> {
         let inner = self.inner.lock();
         inner
             .senders
@@ -418,7 +429,11 @@ impl TxPool {
                         queued.push(tx.clone());
                     }
                 }
-                (*address, pending, queued)
+                SenderContent {
+                    address: *address,
+                    pending,
+                    queued,
+                }
             })
             .collect()
     }
