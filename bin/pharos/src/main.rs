@@ -28,6 +28,68 @@ struct Cli {
 enum Command {
     /// Run a node.
     Node(NodeArgs),
+    /// Measure a node.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// End to end over JSON-RPC: pre-sign a load, submit it, report sustained TPS and latency.
+    /// Works against any Ethereum node (for example anvil) with --rpc.
+    E2e(E2eArgs),
+}
+
+#[derive(Args, Debug)]
+struct E2eArgs {
+    /// JSON-RPC URL of the node to measure.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "spawn",
+        required_unless_present = "spawn"
+    )]
+    rpc: Option<String>,
+
+    /// Start a fresh `pharos node --dev` (this binary) in a temporary directory and measure it.
+    #[arg(long)]
+    spawn: bool,
+
+    /// Extra arguments for the spawned node, e.g. --node-arg=--block-time=1s.
+    #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+    node_args: Vec<String>,
+
+    /// Load: transfer (native value) or erc20 (OpenZeppelin ERC-20 transfer).
+    #[arg(long, default_value = "erc20")]
+    workload: pharos_loadgen::Workload,
+
+    /// Transactions in the measured phase.
+    #[arg(long, default_value_t = 20_000)]
+    txs: usize,
+
+    /// Distinct senders.
+    #[arg(long, default_value_t = 1_000)]
+    senders: usize,
+
+    /// Transactions per JSON-RPC batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+
+    /// Concurrent HTTP requests while submitting.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+
+    /// Private key of the funded account that pays for setup [default: first dev account].
+    #[arg(long, value_name = "HEX")]
+    funder_key: Option<alloy_primitives::B256>,
+
+    /// Write the full report (with per-block samples) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -205,9 +267,60 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
     }
 }
 
+async fn run_bench_e2e(args: E2eArgs) -> Result<(), String> {
+    let spawned = if args.spawn {
+        let exe = std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?;
+        Some(
+            pharos_loadgen::SpawnedNode::start(&exe, &args.node_args)
+                .map_err(|e| format!("starting a node: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let url = match (&spawned, args.rpc) {
+        (Some(node), _) => node.url.clone(),
+        (None, Some(url)) => url,
+        (None, None) => return Err("--rpc URL or --spawn is required".into()),
+    };
+    let mut config = pharos_loadgen::LoadConfig::new(url, args.workload, args.txs, args.senders);
+    config.batch_size = args.batch.max(1);
+    config.connections = args.connections.max(1);
+    config.progress = !args.quiet;
+    if let Some(k) = args.funder_key {
+        config.funder_key = k;
+    }
+    let report = pharos_loadgen::run(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{} {:?}: {} txs included of {} submitted ({} refused, {} reverted) in {:.2} s\n  {:.0} tx/s, {:.1} Mgas/s, latency p50 {} ms, p99 {} ms",
+        report.client,
+        report.workload,
+        report.included,
+        report.submitted,
+        report.refused,
+        report.reverted,
+        report.seconds,
+        report.tps,
+        report.gas_per_second / 1e6,
+        report.latency_p50_ms,
+        report.latency_p99_ms,
+    );
+    if let Some(r) = &report.first_refusal {
+        println!("  first refusal: {r}");
+    }
+    if let Some(path) = args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    drop(spawned);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -225,6 +338,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Node(args) => runtime.block_on(run_node(args)),
+        Command::Bench(BenchCommand::E2e(args)) => runtime.block_on(run_bench_e2e(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
