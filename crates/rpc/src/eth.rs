@@ -371,11 +371,18 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
     })?;
 
     // Submission.
-    m.register_async_method("eth_sendRawTransaction", |p, ctx, _| async move {
+    m.register_async_method("eth_sendRawTransaction", |p, ctx, ext| async move {
         let raw: Bytes = p.one()?;
+        // In a batch the middleware has already recovered the sender (in parallel).
+        let pre = ext
+            .get::<crate::middleware::PreRecovered>()
+            .map(|p| p.0.clone());
         tokio::task::spawn_blocking(move || {
-            let tx =
-                RecoveredTx::decode_and_recover(&raw).map_err(|e| server_error(e.to_string()))?;
+            let tx = match pre {
+                Some(r) => r,
+                None => RecoveredTx::decode_and_recover(&raw),
+            }
+            .map_err(|e| server_error(e.to_string()))?;
             ctx.submit(tx)
         })
         .await

@@ -22,6 +22,7 @@ mod eth;
 mod fees;
 mod filters;
 mod logs;
+mod middleware;
 mod subscriptions;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -174,8 +175,11 @@ pub async fn start(ctx: Arc<RpcContext>) -> Result<(SocketAddr, ServerHandle), R
         .set_id_provider(HexIdProvider)
         .build();
     let cors = tower_http::cors::CorsLayer::permissive();
+    let rpc_middleware = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+        .layer_fn(|inner| middleware::RecoverSenders { inner });
     let server = Server::builder()
         .set_config(server_config)
+        .set_rpc_middleware(rpc_middleware)
         .set_http_middleware(tower::ServiceBuilder::new().layer(cors))
         .build(config.addr)
         .await

@@ -70,9 +70,7 @@ impl Wallet {
         B256::from(self.secret.to_secret_bytes())
     }
 
-    /// Signs `tx`.
-    pub fn sign(&self, tx: TypedTransaction) -> TxEnvelope {
-        let hash = tx.signature_hash();
+    fn sign_hash(&self, hash: B256) -> Signature {
         let sig = RecoverableSignature::sign_ecdsa_recoverable(
             Message::from_digest(hash.0),
             &self.secret,
@@ -82,11 +80,32 @@ impl Wallet {
             rec_id,
             secp256k1::ecdsa::RecoveryId::One | secp256k1::ecdsa::RecoveryId::Three
         );
-        let signature = Signature::from_scalars_and_parity(
+        Signature::from_scalars_and_parity(
             B256::from_slice(&bytes[..32]),
             B256::from_slice(&bytes[32..]),
             parity,
-        );
+        )
+    }
+
+    /// Signs an EIP-7702 authorization: this wallet delegates its code to `address`.
+    pub fn sign_authorization(
+        &self,
+        chain_id: u64,
+        address: Address,
+        nonce: u64,
+    ) -> alloy_eips::eip7702::SignedAuthorization {
+        let auth = alloy_eips::eip7702::Authorization {
+            chain_id: U256::from(chain_id),
+            address,
+            nonce,
+        };
+        let signature = self.sign_hash(auth.signature_hash());
+        auth.into_signed(signature)
+    }
+
+    /// Signs `tx`.
+    pub fn sign(&self, tx: TypedTransaction) -> TxEnvelope {
+        let signature = self.sign_hash(tx.signature_hash());
         match tx {
             TypedTransaction::Legacy(t) => t.into_signed(signature).into(),
             TypedTransaction::Eip2930(t) => t.into_signed(signature).into(),

@@ -108,6 +108,31 @@ test('bad transactions get geth errors and do not disturb accepted ones', async 
   assert.ok(Number(await rpc(node.url, 'eth_blockNumber')) >= receipt.blockNumber);
 });
 
+test('a batch of raw transactions: each gets its own answer, in order', async () => {
+  const wallet = new ethers.Wallet('0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6', provider);
+  const fee = await provider.getFeeData();
+  const start = await provider.getTransactionCount(wallet.address, 'pending');
+  const raws = [];
+  for (let i = 0; i < 8; i++) {
+    raws.push(await wallet.signTransaction({
+      to: ethers.Wallet.createRandom().address, value: 1n, gasLimit: 21000, chainId: 1337n, type: 2,
+      nonce: start + i, maxFeePerGas: fee.maxFeePerGas, maxPriorityFeePerGas: fee.maxPriorityFeePerGas,
+    }));
+  }
+  raws.splice(3, 0, '0x02c0ffee');
+  const batch = raws.map((raw, id) => ({ jsonrpc: '2.0', id, method: 'eth_sendRawTransaction', params: [raw] }));
+  const { json } = await rpcRaw(node.url, batch);
+  const byId = new Map(json.map((r) => [r.id, r]));
+  assert.equal(byId.size, 9);
+  assert.equal(byId.get(3).error.code, -32000);
+  for (const [id, r] of byId) {
+    if (id === 3) continue;
+    assert.equal(r.result, ethers.keccak256(raws[id]), `answer ${id} is the hash of its own transaction`);
+  }
+  const last = await provider.waitForTransaction(ethers.keccak256(raws[8]));
+  assert.equal(last.status, 1);
+});
+
 test('log queries over the range limit and unknown blocks', async () => {
   const r = await rpc(node.url, 'eth_getLogs', [{ fromBlock: '0x0', toBlock: 'latest' }]);
   assert.ok(Array.isArray(r));
