@@ -47,10 +47,24 @@ pub type PharosEvm<DB, INSP = ()> = Evm<
     EthFrame<EthInterpreter>,
 >;
 
-/// The configuration environment for `chain_id`.
+/// The configuration environment for `chain_id` under [`SPEC`].
 pub fn cfg_env(chain_id: u64) -> CfgEnv {
-    let mut cfg = CfgEnv::new_with_spec(SPEC);
+    cfg_env_with_spec(chain_id, SPEC)
+}
+
+/// The configuration environment for `chain_id` under another hardfork (reference tests).
+pub fn cfg_env_with_spec(chain_id: u64, spec: SpecId) -> CfgEnv {
+    let mut cfg = CfgEnv::new_with_spec(spec);
     cfg.chain_id = chain_id;
+    // Blobs per transaction: 6 in Cancun, the block maximum of 9 in Prague, 6 again from Osaka
+    // (EIP-7594).
+    cfg.max_blobs_per_tx = Some(if spec.is_enabled_in(SpecId::OSAKA) {
+        6
+    } else if spec.is_enabled_in(SpecId::PRAGUE) {
+        9
+    } else {
+        6
+    });
     cfg
 }
 
@@ -69,6 +83,8 @@ pub struct BlockContext {
     pub base_fee: u64,
     /// Value of `PREVRANDAO`.
     pub prevrandao: B256,
+    /// Excess blob gas (EIP-4844); Pharos blocks carry none.
+    pub excess_blob_gas: u64,
 }
 
 impl BlockContext {
@@ -81,6 +97,7 @@ impl BlockContext {
             gas_limit: header.gas_limit,
             base_fee: header.base_fee_per_gas.unwrap_or_default(),
             prevrandao: header.mix_hash,
+            excess_blob_gas: header.excess_blob_gas.unwrap_or_default(),
         }
     }
 
@@ -90,8 +107,13 @@ impl BlockContext {
         keccak256(parent_hash)
     }
 
-    /// The revm block environment.
+    /// The revm block environment under [`SPEC`].
     pub fn block_env(&self) -> BlockEnv {
+        self.block_env_with_spec(SPEC)
+    }
+
+    /// The revm block environment under `spec` (the blob fee rule depends on it).
+    pub fn block_env_with_spec(&self, spec: SpecId) -> BlockEnv {
         BlockEnv {
             number: U256::from(self.number),
             beneficiary: self.beneficiary,
@@ -100,7 +122,10 @@ impl BlockContext {
             basefee: self.base_fee,
             difficulty: U256::ZERO,
             prevrandao: Some(self.prevrandao),
-            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, 1)),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new_with_spec(
+                self.excess_blob_gas,
+                spec,
+            )),
             ..Default::default()
         }
     }
@@ -121,8 +146,11 @@ pub fn tx_env(tx: &RecoveredTx) -> TxEnv {
         chain_id: env.chain_id(),
         access_list: env.access_list().cloned().unwrap_or_default(),
         gas_priority_fee: env.max_priority_fee_per_gas(),
-        blob_hashes: Vec::new(),
-        max_fee_per_blob_gas: 0,
+        blob_hashes: env
+            .blob_versioned_hashes()
+            .map(<[B256]>::to_vec)
+            .unwrap_or_default(),
+        max_fee_per_blob_gas: env.max_fee_per_blob_gas().unwrap_or_default(),
         authorization_list: env
             .authorization_list()
             .map(|list| list.iter().cloned().map(Either::Left).collect())
@@ -135,16 +163,18 @@ pub fn build_evm<DB: revm::Database>(db: DB, chain_id: u64, block: &BlockContext
     build_evm_with_cfg(db, cfg_env(chain_id), block)
 }
 
-/// Builds an EVM over `db` with a custom configuration (simulations relax some checks).
+/// Builds an EVM over `db` with a custom configuration (simulations relax some checks; reference
+/// tests pick their hardfork).
 pub fn build_evm_with_cfg<DB: revm::Database>(
     db: DB,
     cfg: CfgEnv,
     block: &BlockContext,
 ) -> PharosEvm<DB> {
+    let block_env = block.block_env_with_spec(cfg.spec);
     Context::mainnet()
         .with_db(db)
         .with_cfg(cfg)
-        .with_block(block.block_env())
+        .with_block(block_env)
         .build_mainnet()
 }
 

@@ -18,6 +18,7 @@
 mod code_cache;
 mod memory;
 mod overlay;
+pub mod parallel;
 mod sequential;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use pharos_primitives::{AccountState, RecoveredTx, StateDiff};
 pub use code_cache::CodeCache;
 pub use memory::MemoryState;
 pub use overlay::Overlay;
+pub use parallel::{ParallelConfig, ParallelExecutor, Strategy};
 pub use sequential::SequentialExecutor;
 
 /// A failure to read state: the backing store is broken or unreachable. Fatal for the block.
@@ -141,6 +143,69 @@ pub struct BlockOutput {
     pub diff: StateDiff,
     /// Total gas used by included transactions.
     pub gas_used: u64,
+    /// How the block was executed and where the time went.
+    pub stats: ExecStats,
+}
+
+/// How a block was executed: strategy, work done and time per phase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// `sequential`, `groups`, `groups+block-stm` or `block-stm` (with the reason when
+    /// sequential).
+    pub strategy: &'static str,
+    /// Worker threads.
+    pub threads: usize,
+    /// Groups the prediction formed.
+    pub groups: usize,
+    /// Transactions in the largest group.
+    pub largest_group: usize,
+    /// Transaction executions in total (the transaction count when nothing re-ran).
+    pub executions: usize,
+    /// Transactions whose group-phase reads crossed a group (mispredictions).
+    pub mispredicted: usize,
+    /// Block-STM validations that failed and aborted an incarnation.
+    pub validation_aborts: usize,
+    /// Times a transaction waited for another (read an ESTIMATE, or a predicted dependency).
+    pub dependency_waits: usize,
+    /// Locations predicted (when accuracy is measured).
+    pub predicted_locations: usize,
+    /// Locations actually accessed (when accuracy is measured).
+    pub actual_locations: usize,
+    /// Predicted locations that were accessed (when accuracy is measured).
+    pub predicted_hits: usize,
+    /// Microseconds predicting and partitioning.
+    pub predict_us: u64,
+    /// Microseconds preloading predicted state.
+    pub preload_us: u64,
+    /// Microseconds executing (group phase or Block-STM).
+    pub execute_us: u64,
+    /// Microseconds checking the group phase.
+    pub validate_us: u64,
+    /// Microseconds repairing mispredictions with Block-STM.
+    pub repair_us: u64,
+    /// Microseconds folding results into the diff.
+    pub merge_us: u64,
+    /// Microseconds in all.
+    pub total_us: u64,
+}
+
+impl ExecStats {
+    /// Re-executions beyond one per transaction.
+    pub fn reexecutions(&self, txs: usize) -> usize {
+        self.executions.saturating_sub(txs)
+    }
+
+    /// Share of predicted locations that were accessed.
+    pub fn precision(&self) -> Option<f64> {
+        (self.predicted_locations > 0)
+            .then(|| self.predicted_hits as f64 / self.predicted_locations as f64)
+    }
+
+    /// Share of accessed locations that were predicted.
+    pub fn recall(&self) -> Option<f64> {
+        (self.actual_locations > 0)
+            .then(|| self.predicted_hits as f64 / self.actual_locations as f64)
+    }
 }
 
 /// Why a block could not be executed at all.

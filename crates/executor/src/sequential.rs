@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use pharos_evm::{
-    BlockContext, build_evm,
+    BlockContext, build_evm_with_cfg, cfg_env_with_spec,
     revm::{
         ExecuteCommitEvm,
         context::result::{EVMError, ExecutionResult},
+        primitives::hardfork::SpecId,
     },
     tx_env,
 };
@@ -21,13 +22,24 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct SequentialExecutor {
     chain_id: u64,
+    spec: SpecId,
     codes: Arc<CodeCache>,
 }
 
 impl SequentialExecutor {
-    /// An executor for chain `chain_id` sharing analysed code through `codes`.
+    /// An executor for chain `chain_id` under Pharos's hardfork, sharing analysed code through
+    /// `codes`.
     pub fn new(chain_id: u64, codes: Arc<CodeCache>) -> Self {
-        Self { chain_id, codes }
+        Self::with_spec(chain_id, pharos_evm::SPEC, codes)
+    }
+
+    /// An executor under another hardfork (reference tests).
+    pub fn with_spec(chain_id: u64, spec: SpecId, codes: Arc<CodeCache>) -> Self {
+        Self {
+            chain_id,
+            spec,
+            codes,
+        }
     }
 }
 
@@ -66,8 +78,10 @@ impl BlockExecutor for SequentialExecutor {
         txs: &[Arc<RecoveredTx>],
         state: &dyn StateView,
     ) -> Result<BlockOutput, ExecError> {
+        let started = std::time::Instant::now();
         let overlay = Overlay::new(state, &self.codes);
-        let mut evm = build_evm(overlay, self.chain_id, block);
+        let mut evm =
+            build_evm_with_cfg(overlay, cfg_env_with_spec(self.chain_id, self.spec), block);
         let mut results = Vec::with_capacity(txs.len());
         let mut gas_used = 0u64;
         for tx in txs {
@@ -92,6 +106,13 @@ impl BlockExecutor for SequentialExecutor {
         }
         let diff = evm.ctx.journaled_state.database.into_diff();
         Ok(BlockOutput {
+            stats: crate::ExecStats {
+                strategy: "sequential",
+                threads: 1,
+                executions: txs.len(),
+                total_us: started.elapsed().as_micros() as u64,
+                ..Default::default()
+            },
             results,
             diff,
             gas_used,

@@ -23,6 +23,7 @@ fn block() -> BlockContext {
         gas_limit: 30_000_000,
         base_fee: BASE_FEE,
         prevrandao: B256::repeat_byte(7),
+        excess_blob_gas: 0,
     }
 }
 

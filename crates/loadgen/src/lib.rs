@@ -34,9 +34,6 @@ use tokio::sync::{Mutex, Semaphore};
 pub use rpc::{RpcClient, RpcClientError};
 pub use spawn::SpawnedNode;
 
-/// The compiled OpenZeppelin ERC-20 (`tests/e2e/contracts/TestToken.sol`).
-pub const TEST_TOKEN_ARTIFACT: &str = include_str!("../artifacts/TestToken.json");
-
 /// What went wrong in a load run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -167,13 +164,10 @@ fn fresh_recipient(i: usize) -> Address {
 }
 
 fn token_bytecode(supply: U256) -> Result<Bytes, LoadError> {
-    let artifact: serde_json::Value = serde_json::from_str(TEST_TOKEN_ARTIFACT)
-        .map_err(|e| LoadError::Artifact(e.to_string()))?;
-    let hex = artifact["bytecode"]
-        .as_str()
-        .ok_or_else(|| LoadError::Artifact("no bytecode".into()))?;
-    let mut code =
-        alloy_primitives::hex::decode(hex).map_err(|e| LoadError::Artifact(e.to_string()))?;
+    let code =
+        pharos_workload::scenario::bytecode("TestToken", pharos_workload::scenario::TEST_TOKEN)
+            .map_err(|e| LoadError::Artifact(e.to_string()))?;
+    let mut code = code.to_vec();
     code.extend_from_slice(&supply.to_be_bytes::<32>());
     Ok(code.into())
 }

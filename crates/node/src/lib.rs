@@ -17,7 +17,7 @@ pub mod producer;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use alloy_primitives::Address;
-use pharos_executor::{BlockExecutor, CodeCache, SequentialExecutor};
+use pharos_executor::{BlockExecutor, CodeCache, ParallelConfig, ParallelExecutor};
 use pharos_primitives::ChainSpec;
 use pharos_rpc::{RpcConfig, RpcContext};
 use pharos_storage::Store;
@@ -154,8 +154,11 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
     );
     let pool = Arc::new(TxPool::new(config.pool.clone()));
     let code_cache = Arc::new(CodeCache::default());
-    let executor: Arc<dyn BlockExecutor> =
-        Arc::new(SequentialExecutor::new(spec.chain_id(), code_cache.clone()));
+    let executor: Arc<dyn BlockExecutor> = Arc::new(ParallelExecutor::new(
+        spec.chain_id(),
+        code_cache.clone(),
+        ParallelConfig::with_threads(config.exec_threads),
+    ));
     let (blocks, _) = tokio::sync::broadcast::channel(1024);
     let dev_wallets = if config.dev {
         pharos_primitives::dev_accounts()?

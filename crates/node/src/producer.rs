@@ -69,6 +69,7 @@ impl Producer {
             gas_limit,
             base_fee,
             prevrandao: BlockContext::prevrandao_for(parent.hash),
+            excess_blob_gas: 0,
         };
         let output = self.executor.execute(&ctx, &candidates, &snapshot)?;
         let executed = started.elapsed();

@@ -9,6 +9,8 @@
 //! Nothing here touches a node: it produces bytes and [`RecoveredTx`] values only.
 #![warn(missing_docs)]
 
+pub mod scenario;
+
 use alloy_consensus::{
     SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy, TypedTransaction,
 };

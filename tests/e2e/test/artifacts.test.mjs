@@ -8,7 +8,7 @@ import { repoRoot } from '../lib/node.mjs';
 
 test('committed artifacts are up to date (run: node scripts/build-artifacts.mjs)', () => {
   for (const [name, content] of Object.entries(artifacts())) {
-    const committed = JSON.parse(readFileSync(path.join(repoRoot, 'crates', 'loadgen', 'artifacts', name), 'utf8'));
+    const committed = JSON.parse(readFileSync(path.join(repoRoot, 'tests', 'artifacts', name), 'utf8'));
     assert.equal(committed.bytecode, content.bytecode, `${name} bytecode`);
     assert.deepEqual(committed.abi, content.abi, `${name} abi`);
   }

@@ -1,0 +1,614 @@
+//! The parallel executor: access-list inference schedules the block, predicted-independent groups
+//! run in parallel without multi-version bookkeeping, and Block-STM repairs whatever the
+//! prediction got wrong. Results are identical to the [`SequentialExecutor`](crate::SequentialExecutor).
+//!
+//! # How a block runs
+//! 1. **Predict** ([`predict`], [`sali`]): for every transaction, the locations it will read,
+//!    write, or only add to (fees, plain-transfer recipients).
+//! 2. **Partition** ([`groups`]): union-find joins transactions whose predictions conflict.
+//!    If one group holds nearly all the work, parallelism cannot pay and the block runs
+//!    sequentially.
+//! 3. **Preload** ([`base`]): every predicted location is read from storage in one batch by
+//!    many readers at once, so storage latency overlaps.
+//! 4. **Group phase**: workers take whole groups (largest first) and run each group's
+//!    transactions in order over the group's own writes — no versioned memory, no validation
+//!    traffic. Every read and write is recorded.
+//! 5. **Check**: a read of a location that another group wrote earlier in block order is a
+//!    misprediction. With none, the write sets are simply folded in order ([`diff`]).
+//! 6. **Repair** ([`mvmemory`], [`scheduler`]): otherwise all write sets seed Block-STM's
+//!    multi-version memory as executed first incarnations, and Block-STM's collaborative
+//!    scheduler validates from the first misprediction on, aborting and re-executing (with
+//!    ESTIMATE markers and dependency suspension) until every read is consistent.
+//!
+//! The block's beneficiary is paid lazily (fees are commutative additions) and plain transfers
+//! credit their recipient by addition, so neither serializes the block.
+
+pub mod base;
+pub mod diff;
+pub mod groups;
+pub mod mvmemory;
+pub mod predict;
+pub mod sali;
+pub mod scheduler;
+pub mod txexec;
+pub mod types;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use alloy_primitives::{Address, map::HashMap};
+use parking_lot::Mutex;
+use pharos_evm::{BlockContext, revm::primitives::hardfork::SpecId};
+use pharos_primitives::RecoveredTx;
+
+use crate::{
+    BlockExecutor, BlockOutput, CodeCache, ExecError, ExecStats, SequentialExecutor, StateError,
+    StateView, TxResult,
+};
+use base::BaseState;
+use groups::Partition;
+use mvmemory::MvMemory;
+use predict::{AccessPrediction, Predictor};
+use scheduler::{Scheduler, Task};
+use txexec::{ReadError, ReadSource, Shared, execute, worker_evm};
+use types::{Location, ReadKind, TxIdx, TxRun, TxWrites, Value, WriteOp, add_balance};
+
+/// How the parallel executor runs a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Choose per block: sequential when prediction says parallelism cannot pay, otherwise the
+    /// group phase with Block-STM repair.
+    Auto,
+    /// Always the group phase with Block-STM repair, even on one thread.
+    Groups,
+    /// Always Block-STM from scratch, with predicted dependencies as hints.
+    BlockStm,
+}
+
+/// Settings of the parallel executor.
+#[derive(Debug, Clone, Copy)]
+pub struct ParallelConfig {
+    /// Worker threads for execution.
+    pub threads: usize,
+    /// Concurrent readers for preloading (storage latency overlaps across them).
+    pub preload_threads: usize,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Below this many transactions, `Auto` runs sequentially.
+    pub min_parallel_txs: usize,
+    /// Measure prediction precision and recall (costs time; for benchmarks).
+    pub measure_accuracy: bool,
+}
+
+impl ParallelConfig {
+    /// Defaults with `threads` workers.
+    pub fn with_threads(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            preload_threads: 16,
+            strategy: Strategy::Auto,
+            min_parallel_txs: 8,
+            measure_accuracy: false,
+        }
+    }
+}
+
+/// Executes a block in parallel; the results equal the sequential executor's.
+pub struct ParallelExecutor {
+    chain_id: u64,
+    spec: SpecId,
+    codes: Arc<CodeCache>,
+    config: ParallelConfig,
+    predictor: Predictor,
+    sequential: SequentialExecutor,
+}
+
+impl ParallelExecutor {
+    /// A parallel executor for chain `chain_id` under Pharos's hardfork.
+    pub fn new(chain_id: u64, codes: Arc<CodeCache>, config: ParallelConfig) -> Self {
+        Self::with_spec(chain_id, pharos_evm::SPEC, codes, config)
+    }
+
+    /// A parallel executor under another hardfork (reference tests).
+    pub fn with_spec(
+        chain_id: u64,
+        spec: SpecId,
+        codes: Arc<CodeCache>,
+        config: ParallelConfig,
+    ) -> Self {
+        Self {
+            chain_id,
+            spec,
+            sequential: SequentialExecutor::with_spec(chain_id, spec, codes.clone()),
+            codes,
+            config,
+            predictor: Predictor::default(),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &ParallelConfig {
+        &self.config
+    }
+
+    fn sequential(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+        reason: &'static str,
+    ) -> Result<BlockOutput, ExecError> {
+        let mut out = self.sequential.execute(block, txs, state)?;
+        out.stats.strategy = reason;
+        out.stats.threads = 1;
+        Ok(out)
+    }
+}
+
+/// Reads for the group phase: the group's own writes over the pre-state.
+struct GroupSource<'a> {
+    base: &'a BaseState<'a>,
+    local: HashMap<Location, Value>,
+}
+
+impl ReadSource for GroupSource<'_> {
+    fn read(&mut self, location: Location, _kind: ReadKind) -> Result<Value, ReadError> {
+        match self.local.get(&location) {
+            Some(v) => Ok(*v),
+            None => Ok(self.base.get(&location)?),
+        }
+    }
+}
+
+impl GroupSource<'_> {
+    fn apply(&mut self, writes: &TxWrites) -> Result<(), StateError> {
+        for (location, op) in &writes.ops {
+            let value = match op {
+                WriteOp::Set(v) => *v,
+                WriteOp::AddBalance(d) => {
+                    let now = match self.local.get(location) {
+                        Some(v) => *v,
+                        None => self.base.get(location)?,
+                    };
+                    match now {
+                        Value::Account(a) => Value::Account(add_balance(a, *d)),
+                        Value::Storage(_) => {
+                            return Err(StateError("balance addition to a slot".into()));
+                        }
+                    }
+                }
+            };
+            self.local.insert(*location, value);
+        }
+        Ok(())
+    }
+}
+
+/// Reads for Block-STM: the multi-version memory at the current transaction.
+struct MvSource<'a> {
+    mv: &'a MvMemory,
+    base: &'a BaseState<'a>,
+    tx: TxIdx,
+}
+
+impl ReadSource for MvSource<'_> {
+    fn read(&mut self, location: Location, kind: ReadKind) -> Result<Value, ReadError> {
+        self.mv.resolve(location, self.tx, kind, self.base)
+    }
+}
+
+/// Runs `f` on `threads` threads (the caller's included) and collects their results.
+fn on_threads<T: Send>(threads: usize, f: impl Fn() -> T + Sync) -> Vec<T> {
+    if threads <= 1 {
+        return vec![f()];
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(&f)).collect();
+        let mut out = vec![f()];
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.push(v),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        out
+    })
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
+fn state_err(e: ReadError) -> ExecError {
+    match e {
+        ReadError::State(s) => ExecError::State(s),
+        ReadError::Blocked(j) => {
+            ExecError::Evm(format!("unexpected dependency on transaction {j}"))
+        }
+    }
+}
+
+impl ParallelExecutor {
+    fn group_phase(
+        &self,
+        shared: &Shared<'_>,
+        txs: &[Arc<RecoveredTx>],
+        partition: &Partition,
+        weights: &[u64],
+    ) -> Result<Vec<TxRun>, ExecError> {
+        let mut order: Vec<usize> = (0..partition.groups.len()).collect();
+        order.sort_by_key(|g| {
+            std::cmp::Reverse(
+                partition.groups[*g]
+                    .iter()
+                    .map(|i| weights[*i])
+                    .sum::<u64>(),
+            )
+        });
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let per_worker = on_threads(self.config.threads, || {
+            let mut evm = worker_evm(
+                GroupSource {
+                    base: shared.base,
+                    local: HashMap::default(),
+                },
+                shared,
+            );
+            let mut out: Vec<(TxIdx, TxRun)> = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(g) = order.get(k) else { break };
+                evm.ctx.journaled_state.database.source.local.clear();
+                for &i in &partition.groups[*g] {
+                    let run = match execute(&mut evm, shared, &txs[i]) {
+                        Ok(run) => run,
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(state_err(e));
+                        }
+                    };
+                    if let Err(e) = evm.ctx.journaled_state.database.source.apply(&run.writes) {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(ExecError::State(e));
+                    }
+                    out.push((i, run));
+                }
+            }
+            Ok(out)
+        });
+        let mut runs: Vec<Option<TxRun>> = (0..txs.len()).map(|_| None).collect();
+        for worker in per_worker {
+            for (i, run) in worker? {
+                runs[i] = Some(run);
+            }
+        }
+        runs.into_iter()
+            .enumerate()
+            .map(|(i, r)| r.ok_or_else(|| ExecError::Evm(format!("transaction {i} did not run"))))
+            .collect()
+    }
+
+    /// Runs Block-STM workers until the scheduler is done. `runs` holds each transaction's
+    /// latest execution (seeded or empty).
+    #[allow(clippy::too_many_arguments)]
+    fn block_stm(
+        &self,
+        shared: &Shared<'_>,
+        txs: &[Arc<RecoveredTx>],
+        mv: &MvMemory,
+        scheduler: &Scheduler,
+        runs: &[Mutex<Option<TxRun>>],
+        hints: Option<&[Option<TxIdx>]>,
+        stats: &mut ExecStats,
+    ) -> Result<(), ExecError> {
+        let executions = AtomicUsize::new(0);
+        let aborts = AtomicUsize::new(0);
+        let waits = AtomicUsize::new(0);
+        let failed: Mutex<Option<ExecError>> = Mutex::new(None);
+        let stop = AtomicBool::new(false);
+        on_threads(self.config.threads, || {
+            let mut evm = worker_evm(
+                MvSource {
+                    mv,
+                    base: shared.base,
+                    tx: 0,
+                },
+                shared,
+            );
+            let mut task: Option<Task> = None;
+            let mut idle = 0u32;
+            while !scheduler.done() && !stop.load(Ordering::Relaxed) {
+                task = match task {
+                    Some(Task::Execute(i, incarnation)) => {
+                        let hinted = (incarnation == 0)
+                            .then(|| hints.and_then(|h| h[i]))
+                            .flatten()
+                            .filter(|j| !scheduler.is_executed(*j));
+                        if let Some(j) = hinted
+                            && scheduler.add_dependency(i, j)
+                        {
+                            waits.fetch_add(1, Ordering::Relaxed);
+                            None
+                        } else {
+                            evm.ctx.journaled_state.database.source.tx = i;
+                            executions.fetch_add(1, Ordering::Relaxed);
+                            match execute(&mut evm, shared, &txs[i]) {
+                                Ok(mut run) => {
+                                    let reads = std::mem::take(&mut run.reads);
+                                    let wrote_new = mv.record(i, &run.writes, reads);
+                                    *runs[i].lock() = Some(run);
+                                    scheduler.finish_execution(i, incarnation, wrote_new)
+                                }
+                                Err(ReadError::Blocked(j)) => {
+                                    waits.fetch_add(1, Ordering::Relaxed);
+                                    if scheduler.add_dependency(i, j) {
+                                        None
+                                    } else {
+                                        Some(Task::Execute(i, incarnation))
+                                    }
+                                }
+                                Err(ReadError::State(e)) => {
+                                    *failed.lock() = Some(ExecError::State(e));
+                                    stop.store(true, Ordering::Relaxed);
+                                    None
+                                }
+                            }
+                        }
+                    }
+                    Some(Task::Validate(i, incarnation)) => {
+                        let valid = mv.validate(i, shared.base);
+                        let aborted = !valid && scheduler.try_validation_abort(i, incarnation);
+                        if aborted {
+                            aborts.fetch_add(1, Ordering::Relaxed);
+                            mv.convert_writes_to_estimates(i);
+                        }
+                        scheduler.finish_validation(i, aborted)
+                    }
+                    None => {
+                        let t = scheduler.next_task();
+                        if t.is_none() {
+                            idle += 1;
+                            if idle > 64 {
+                                std::thread::yield_now();
+                            } else {
+                                std::hint::spin_loop();
+                            }
+                        } else {
+                            idle = 0;
+                        }
+                        t
+                    }
+                };
+            }
+        });
+        stats.executions += executions.into_inner();
+        stats.validation_aborts += aborts.into_inner();
+        stats.dependency_waits += waits.into_inner();
+        match failed.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Index of the first transaction that read a location another group wrote before it.
+fn first_misprediction(runs: &[TxRun], group_of: &[usize]) -> (Option<TxIdx>, usize) {
+    let mut writers: HashMap<Location, Vec<(TxIdx, bool)>> = HashMap::default();
+    for (i, run) in runs.iter().enumerate() {
+        for (l, op) in &run.writes.ops {
+            writers
+                .entry(*l)
+                .or_default()
+                .push((i, matches!(op, WriteOp::AddBalance(_))));
+        }
+    }
+    let mut first = None;
+    let mut count = 0;
+    for (i, run) in runs.iter().enumerate() {
+        let g = group_of[i];
+        let bad = run.reads.iter().any(|r| {
+            writers.get(&r.location).is_some_and(|ws| {
+                ws.iter().any(|(j, is_add)| {
+                    *j < i && group_of[*j] != g && !(*is_add && r.kind == ReadKind::CodeOnly)
+                })
+            })
+        });
+        if bad {
+            count += 1;
+            first.get_or_insert(i);
+        }
+    }
+    (first, count)
+}
+
+/// Precision and recall counts: (predicted, actual, predicted and actual).
+fn accuracy(
+    predictions: &[AccessPrediction],
+    runs: &[TxRun],
+    coinbase: Address,
+) -> (usize, usize, usize) {
+    let (mut predicted, mut actual, mut hits) = (0, 0, 0);
+    for (p, run) in predictions.iter().zip(runs) {
+        let real: alloy_primitives::map::HashSet<Location> = run
+            .reads
+            .iter()
+            .map(|r| r.location)
+            .chain(run.writes.ops.iter().map(|(l, _)| *l))
+            .filter(|l| *l != Location::Account(coinbase))
+            .collect();
+        let guess: alloy_primitives::map::HashSet<Location> = p
+            .locations()
+            .filter(|l| *l != Location::Account(coinbase))
+            .collect();
+        predicted += guess.len();
+        actual += real.len();
+        hits += guess.intersection(&real).count();
+    }
+    (predicted, actual, hits)
+}
+
+impl BlockExecutor for ParallelExecutor {
+    fn execute(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+    ) -> Result<BlockOutput, ExecError> {
+        let started = Instant::now();
+        let n = txs.len();
+        if n == 0 {
+            return Ok(BlockOutput::default());
+        }
+        // Whether a transaction fits the gas left depends on all before it: keep that rule
+        // sequential (block producers never build such blocks).
+        let gas_limits: u64 = txs
+            .iter()
+            .map(|t| t.gas_limit())
+            .fold(0, u64::saturating_add);
+        if gas_limits > block.gas_limit {
+            return self.sequential(block, txs, state, "sequential (gas limits exceed block)");
+        }
+        let auto = self.config.strategy == Strategy::Auto;
+        if auto && (self.config.threads <= 1 || n < self.config.min_parallel_txs) {
+            return self.sequential(block, txs, state, "sequential (small block or one thread)");
+        }
+
+        let base = BaseState::new(state);
+        let mut stats = ExecStats {
+            threads: self.config.threads,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let predictions = txs
+            .iter()
+            .map(|tx| self.predictor.predict(tx, block, &base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let partition = groups::partition(&predictions);
+        stats.predict_us = micros(t);
+        stats.groups = partition.groups.len();
+        stats.largest_group = partition.groups.iter().map(Vec::len).max().unwrap_or(0);
+        let weights: Vec<u64> = txs.iter().map(|t| t.gas_limit()).collect();
+        if auto {
+            let total: u64 = weights.iter().sum();
+            let largest = partition
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|i| weights[*i]).sum::<u64>())
+                .max()
+                .unwrap_or(0);
+            let makespan = largest.max(total / self.config.threads as u64);
+            if makespan.saturating_mul(115) >= total.saturating_mul(100) {
+                let mut out =
+                    self.sequential(block, txs, state, "sequential (predicted dependent)")?;
+                out.stats.predict_us = stats.predict_us;
+                out.stats.groups = stats.groups;
+                out.stats.largest_group = stats.largest_group;
+                return Ok(out);
+            }
+        }
+
+        let t = Instant::now();
+        let locations = base::dedup(predictions.iter().flat_map(|p| p.locations()));
+        base.preload(&locations, self.config.preload_threads)?;
+        stats.preload_us = micros(t);
+
+        let shared = Shared::new(&base, &self.codes, *block, self.spec, self.chain_id);
+        let t = Instant::now();
+        let runs: Vec<TxRun> = if self.config.strategy == Strategy::BlockStm {
+            stats.strategy = "block-stm";
+            let mv = MvMemory::new(n);
+            let scheduler = Scheduler::new(n);
+            let slots: Vec<Mutex<Option<TxRun>>> = (0..n).map(|_| Mutex::new(None)).collect();
+            self.block_stm(
+                &shared,
+                txs,
+                &mv,
+                &scheduler,
+                &slots,
+                Some(&partition.depends_on),
+                &mut stats,
+            )?;
+            stats.execute_us = micros(t);
+            collect(slots, &mv)?
+        } else {
+            stats.strategy = "groups";
+            let runs = self.group_phase(&shared, txs, &partition, &weights)?;
+            stats.executions = n;
+            stats.execute_us = micros(t);
+            let t = Instant::now();
+            let (first, count) = first_misprediction(&runs, &partition.group_of);
+            stats.validate_us = micros(t);
+            stats.mispredicted = count;
+            match first {
+                None => runs,
+                Some(first) => {
+                    stats.strategy = "groups+block-stm";
+                    let t = Instant::now();
+                    let mv = MvMemory::new(n);
+                    let slots: Vec<Mutex<Option<TxRun>>> = runs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, mut run)| {
+                            let reads = std::mem::take(&mut run.reads);
+                            mv.record(i, &run.writes, reads);
+                            Mutex::new(Some(run))
+                        })
+                        .collect();
+                    let scheduler = Scheduler::new_executed(n, first);
+                    self.block_stm(&shared, txs, &mv, &scheduler, &slots, None, &mut stats)?;
+                    stats.repair_us = micros(t);
+                    collect(slots, &mv)?
+                }
+            }
+        };
+
+        let t = Instant::now();
+        if self.config.measure_accuracy {
+            let (p, a, h) = accuracy(&predictions, &runs, block.beneficiary);
+            stats.predicted_locations = p;
+            stats.actual_locations = a;
+            stats.predicted_hits = h;
+        }
+        self.predictor.learn(txs, &runs, &base);
+        let diff = diff::build(runs.iter().map(|r| &r.writes), &base)?;
+        let mut gas_used = 0;
+        let results: Vec<TxResult> = runs
+            .into_iter()
+            .map(|r| {
+                if let TxResult::Included(o) = &r.result {
+                    gas_used += o.gas_used;
+                }
+                r.result
+            })
+            .collect();
+        stats.merge_us = micros(t);
+        stats.total_us = micros(started);
+        Ok(BlockOutput {
+            results,
+            diff,
+            gas_used,
+            stats,
+        })
+    }
+}
+
+/// The final execution of every transaction, with its reads restored from the memory.
+fn collect(slots: Vec<Mutex<Option<TxRun>>>, mv: &MvMemory) -> Result<Vec<TxRun>, ExecError> {
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut run = s
+                .into_inner()
+                .ok_or_else(|| ExecError::Evm(format!("transaction {i} never executed")))?;
+            run.reads = mv.take_reads(i);
+            Ok(run)
+        })
+        .collect()
+}
