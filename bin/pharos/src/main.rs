@@ -12,6 +12,10 @@ use clap::{Args, Parser, Subcommand};
 use pharos_node::NodeConfig;
 use pharos_primitives::{ChainSpec, chain::DEV_CHAIN_ID};
 
+/// mimalloc: the node allocates per transaction on every core; glibc's allocator contends.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "pharos",
@@ -38,6 +42,43 @@ enum BenchCommand {
     /// End to end over JSON-RPC: pre-sign a load, submit it, report sustained TPS and latency.
     /// Works against any Ethereum node (for example anvil) with --rpc.
     E2e(E2eArgs),
+    /// Block execution: the sequential and the parallel executor on the same block.
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExecArgs {
+    /// Workloads: transfers, erc20, uniswap, erc20-hot<P>, uniswap-hot<P>, chain (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "transfers,erc20,uniswap,erc20-hot10,erc20-hot50,uniswap-hot10,uniswap-hot50,chain"
+    )]
+    workload: Vec<pharos_benches::Workload>,
+
+    /// Transactions per block.
+    #[arg(long, default_value_t = 10_000)]
+    txs: usize,
+
+    /// Thread counts for the parallel executor (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+
+    /// Runs per executor; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+
+    /// Latency added to every storage miss, e.g. 50us (a cold database read).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    latency: Option<Duration>,
+
+    /// Parallel strategy: auto, groups or block-stm.
+    #[arg(long, default_value = "auto")]
+    strategy: String,
+
+    /// Write the measurements as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -317,6 +358,74 @@ async fn run_bench_e2e(args: E2eArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_bench_exec(args: ExecArgs) -> Result<(), String> {
+    let strategy = match args.strategy.as_str() {
+        "auto" => pharos_executor::Strategy::Auto,
+        "groups" => pharos_executor::Strategy::Groups,
+        "block-stm" => pharos_executor::Strategy::BlockStm,
+        other => {
+            return Err(format!(
+                "unknown strategy '{other}': auto, groups, block-stm"
+            ));
+        }
+    };
+    let bench = pharos_benches::ExecBench {
+        threads: args.threads,
+        repeats: args.repeats,
+        latency: args.latency,
+        strategy,
+    };
+    println!(
+        "{:<15} {:>10} {:>3} {:>10} {:>8} {:>10} {:>6} {:>6} {:>6} {:>6}  strategy",
+        "workload",
+        "executor",
+        "thr",
+        "time ms",
+        "speedup",
+        "Mgas/s",
+        "reexec",
+        "mispr",
+        "prec",
+        "recall"
+    );
+    let mut all = Vec::new();
+    for workload in args.workload {
+        let prepared = pharos_benches::prepare(workload, args.txs).map_err(|e| e.to_string())?;
+        let rows = pharos_benches::measure(&prepared, &bench).map_err(|e| e.to_string())?;
+        for m in &rows {
+            let pct = |v: Option<f64>| {
+                v.map(|x| format!("{:.0}%", x * 100.0))
+                    .unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<15} {:>10} {:>3} {:>10.2} {:>7.2}x {:>10.1} {:>6} {:>6} {:>6} {:>6}  {}",
+                workload.to_string(),
+                m.executor,
+                m.threads,
+                m.micros as f64 / 1000.0,
+                m.speedup,
+                m.gas_per_second / 1e6,
+                m.reexecutions,
+                m.mispredicted,
+                pct(m.precision),
+                pct(m.recall),
+                m.strategy,
+            );
+        }
+        if std::env::var_os("PHAROS_BENCH_VERBOSE").is_some() {
+            for m in &rows {
+                eprintln!("  {} {} threads: {:?}", m.executor, m.threads, m.stats);
+            }
+        }
+        all.push((workload.to_string(), rows));
+    }
+    if let Some(path) = args.json {
+        let json = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+        std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -339,6 +448,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Node(args) => runtime.block_on(run_node(args)),
         Command::Bench(BenchCommand::E2e(args)) => runtime.block_on(run_bench_e2e(args)),
+        Command::Bench(BenchCommand::Exec(args)) => run_bench_exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -150,8 +150,9 @@ pub struct BlockOutput {
 /// How a block was executed: strategy, work done and time per phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecStats {
-    /// `sequential`, `groups`, `groups+block-stm` or `block-stm` (with the reason when
-    /// sequential).
+    /// `sequential` (with the reason), `groups` (every access was predicted), `groups (checked)`
+    /// (some were not, but no group saw another's writes), `groups+block-stm` (mispredictions
+    /// repaired) or `block-stm`.
     pub strategy: &'static str,
     /// Worker threads.
     pub threads: usize,

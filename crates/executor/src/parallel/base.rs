@@ -16,6 +16,8 @@ pub struct BaseState<'a> {
     view: &'a dyn StateView,
     shards: Vec<RwLock<HashMap<Location, Value>>>,
     hasher: alloy_primitives::map::DefaultHashBuilder,
+    /// The view answers about as fast as the cache would: read it directly.
+    direct: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> BaseState<'a> {
@@ -27,6 +29,7 @@ impl<'a> BaseState<'a> {
                 .map(|_| RwLock::new(HashMap::default()))
                 .collect(),
             hasher: Default::default(),
+            direct: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -40,16 +43,23 @@ impl<'a> BaseState<'a> {
         &self.shards[(h as usize) % SHARDS]
     }
 
+    fn read_view(&self, location: &Location) -> Result<Value, StateError> {
+        Ok(match *location {
+            Location::Account(a) => Value::Account(self.view.account(a)?),
+            Location::Storage(a, slot) => Value::Storage(self.view.storage(a, slot)?),
+        })
+    }
+
     /// The pre-block value at `location`.
     pub fn get(&self, location: &Location) -> Result<Value, StateError> {
+        if self.direct.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.read_view(location);
+        }
         let shard = self.shard(location);
         if let Some(v) = shard.read().get(location) {
             return Ok(*v);
         }
-        let value = match *location {
-            Location::Account(a) => Value::Account(self.view.account(a)?),
-            Location::Storage(a, slot) => Value::Storage(self.view.storage(a, slot)?),
-        };
+        let value = self.read_view(location)?;
         shard.write().insert(*location, value);
         Ok(value)
     }
@@ -83,8 +93,30 @@ impl<'a> BaseState<'a> {
         self.len() == 0
     }
 
-    /// Reads `locations` with `threads` concurrent readers, so that the latency of the view's
-    /// misses overlaps instead of adding up.
+    /// Times a few reads of the view. A view that answers from memory (below `FAST_READ`) is
+    /// read directly from then on, without the cache; preloading only pays off for slow ones.
+    /// Returns whether the view is slow.
+    pub fn probe(&self, locations: &[Location]) -> Result<bool, StateError> {
+        const PROBE: usize = 16;
+        const FAST_READ: std::time::Duration = std::time::Duration::from_micros(1);
+        let probe = locations.len().min(PROBE);
+        if probe == 0 {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        for l in &locations[..probe] {
+            self.read_view(l)?;
+        }
+        let per_read = started.elapsed() / probe as u32;
+        if per_read < FAST_READ {
+            self.direct
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(per_read >= FAST_READ * 8)
+    }
+
+    /// Reads `locations` with up to `threads` concurrent readers, so that the latency of the
+    /// view's misses overlaps instead of adding up.
     pub fn preload(&self, locations: &[Location], threads: usize) -> Result<(), StateError> {
         if locations.is_empty() {
             return Ok(());
@@ -124,4 +156,48 @@ impl<'a> BaseState<'a> {
 pub fn dedup<T: Hash + Eq + Copy>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut seen: alloy_primitives::map::HashSet<T> = Default::default();
     items.into_iter().filter(|i| seen.insert(*i)).collect()
+}
+
+/// A worker's own memo in front of [`BaseState`]: repeated reads of hot locations (a pool's
+/// reserves, a token's code) stay on the worker, without touching shared structures.
+#[derive(Default)]
+pub struct BaseMemo {
+    map: HashMap<Location, Value>,
+}
+
+impl BaseMemo {
+    /// The pre-block value at `location`.
+    pub fn get(&mut self, base: &BaseState<'_>, location: Location) -> Result<Value, StateError> {
+        if let Some(v) = self.map.get(&location) {
+            return Ok(*v);
+        }
+        let v = base.get(&location)?;
+        self.map.insert(location, v);
+        Ok(v)
+    }
+
+    /// The pre-block account at `address`.
+    pub fn account(
+        &mut self,
+        base: &BaseState<'_>,
+        address: Address,
+    ) -> Result<Option<pharos_primitives::AccountState>, StateError> {
+        match self.get(base, Location::Account(address))? {
+            Value::Account(a) => Ok(a),
+            Value::Storage(_) => Err(StateError("account location holds a slot".into())),
+        }
+    }
+
+    /// The pre-block value of a slot.
+    pub fn storage(
+        &mut self,
+        base: &BaseState<'_>,
+        address: Address,
+        slot: U256,
+    ) -> Result<U256, StateError> {
+        match self.get(base, Location::Storage(address, slot))? {
+            Value::Storage(v) => Ok(v),
+            Value::Account(_) => Err(StateError("slot location holds an account".into())),
+        }
+    }
 }

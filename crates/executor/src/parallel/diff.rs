@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use alloy_primitives::{Address, map::HashMap};
+use alloy_primitives::{Address, U256, map::HashMap};
 use pharos_primitives::{AccountChange, AccountState, StateDiff};
 
 use super::{
@@ -11,6 +11,14 @@ use super::{
 };
 use crate::StateError;
 
+#[derive(Default)]
+struct Pending {
+    /// The account after the last write so far (`None`: not written yet).
+    info: Option<Option<AccountState>>,
+    wiped: bool,
+    storage: BTreeMap<U256, U256>,
+}
+
 /// Applies `writes` in order to the pre-state `base` and returns the block's diff, with the same
 /// storage-wipe rule as the sequential executor (an account created or deleted starts with empty
 /// storage).
@@ -18,15 +26,13 @@ pub fn build<'w>(
     writes: impl IntoIterator<Item = &'w TxWrites>,
     base: &BaseState<'_>,
 ) -> Result<StateDiff, StateError> {
-    let mut accounts: BTreeMap<Address, AccountChange> = BTreeMap::new();
-    let mut current: HashMap<Address, Option<AccountState>> = HashMap::default();
-    let mut info_written: alloy_primitives::map::HashSet<Address> = Default::default();
+    let mut accounts: HashMap<Address, Pending> = HashMap::default();
     let mut codes = BTreeMap::new();
     for w in writes {
         for a in &w.wipes {
-            let change = accounts.entry(*a).or_default();
-            change.storage_wiped = true;
-            change.storage.clear();
+            let p = accounts.entry(*a).or_default();
+            p.wiped = true;
+            p.storage.clear();
         }
         for (hash, code) in &w.codes {
             codes.insert(*hash, code.clone());
@@ -34,19 +40,15 @@ pub fn build<'w>(
         for (location, op) in &w.ops {
             match (location, op) {
                 (Location::Account(a), WriteOp::Set(Value::Account(v))) => {
-                    current.insert(*a, *v);
-                    info_written.insert(*a);
-                    accounts.entry(*a).or_default().info = *v;
+                    accounts.entry(*a).or_default().info = Some(*v);
                 }
                 (Location::Account(a), WriteOp::AddBalance(d)) => {
-                    let now = match current.get(a) {
-                        Some(v) => *v,
+                    let p = accounts.entry(*a).or_default();
+                    let now = match p.info {
+                        Some(v) => v,
                         None => base.account(*a)?,
                     };
-                    let v = add_balance(now, *d);
-                    current.insert(*a, v);
-                    info_written.insert(*a);
-                    accounts.entry(*a).or_default().info = v;
+                    p.info = Some(add_balance(now, *d));
                 }
                 (Location::Storage(a, slot), WriteOp::Set(Value::Storage(v))) => {
                     accounts.entry(*a).or_default().storage.insert(*slot, *v);
@@ -59,11 +61,25 @@ pub fn build<'w>(
             }
         }
     }
-    // Accounts whose storage changed but whose info did not keep their info.
-    for (address, change) in accounts.iter_mut() {
-        if !info_written.contains(address) {
-            change.info = base.account(*address)?;
-        }
+    let mut changes = Vec::with_capacity(accounts.len());
+    for (address, p) in accounts {
+        // Accounts whose storage changed but whose info did not keep their info.
+        let info = match p.info {
+            Some(v) => v,
+            None => base.account(address)?,
+        };
+        changes.push((
+            address,
+            AccountChange {
+                info,
+                storage_wiped: p.wiped,
+                storage: p.storage,
+            },
+        ));
     }
-    Ok(StateDiff { accounts, codes })
+    changes.sort_unstable_by_key(|(a, _)| *a);
+    Ok(StateDiff {
+        accounts: changes.into_iter().collect(),
+        codes,
+    })
 }

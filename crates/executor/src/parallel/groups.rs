@@ -2,11 +2,11 @@
 //! group (union-find over locations) and run in order on one worker; groups run in parallel.
 //! Also the nearest predicted earlier writer of each transaction, Block-STM's dependency hint.
 
-use alloy_primitives::{Address, map::HashMap};
+use alloy_primitives::map::HashMap;
 
 use super::{
-    predict::AccessPrediction,
-    types::{Location, TxIdx},
+    predict::{ADD, AccessPrediction, READ, WRITE},
+    types::TxIdx,
 };
 
 struct UnionFind {
@@ -49,33 +49,78 @@ pub struct Partition {
     pub depends_on: Vec<Option<TxIdx>>,
 }
 
+/// Per location: who touches it, for the partition.
+#[derive(Clone, Copy)]
+struct Touchers {
+    first_writer: TxIdx,
+    last_writer: TxIdx,
+    first_adder: TxIdx,
+    last_adder: TxIdx,
+}
+
+impl Default for Touchers {
+    fn default() -> Self {
+        Self {
+            first_writer: usize::MAX,
+            last_writer: usize::MAX,
+            first_adder: usize::MAX,
+            last_adder: usize::MAX,
+        }
+    }
+}
+
+/// Hashes fingerprints by using them as they are.
+#[derive(Default, Clone, Copy)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type FingerprintMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdentityHasher>>;
+
 /// Joins transactions whose predicted accesses conflict: one writes a location the other reads
 /// or writes. Balance additions conflict with reads and writes of the account, not with each
 /// other.
 pub fn partition(predictions: &[AccessPrediction]) -> Partition {
     let n = predictions.len();
     let mut uf = UnionFind::new(n);
-    let mut first_writer: HashMap<Location, TxIdx> = HashMap::default();
-    let mut first_adder: HashMap<Address, TxIdx> = HashMap::default();
-    let mut last_writer: HashMap<Location, TxIdx> = HashMap::default();
-    let mut last_adder: HashMap<Address, TxIdx> = HashMap::default();
+    let mut touchers: FingerprintMap<Touchers> =
+        HashMap::with_capacity_and_hasher(n * 2, Default::default());
     let mut depends_on = vec![None; n];
-    let mut coinbase_toucher: Option<TxIdx> = None;
 
     for (i, p) in predictions.iter().enumerate() {
-        for l in &p.writes {
-            first_writer.entry(*l).or_insert(i);
-        }
-        for a in &p.adds {
-            first_adder.entry(*a).or_insert(i);
+        for e in &p.entries {
+            if e.flags & (WRITE | ADD) == 0 {
+                continue;
+            }
+            let t = touchers.entry(e.key).or_default();
+            if e.flags & WRITE != 0 && t.first_writer == usize::MAX {
+                t.first_writer = i;
+            }
+            if e.flags & ADD != 0 && t.first_adder == usize::MAX {
+                t.first_adder = i;
+            }
         }
     }
+    let mut coinbase_toucher: Option<TxIdx> = None;
     for (i, p) in predictions.iter().enumerate() {
         if p.touches_coinbase {
             // Reading the beneficiary means reading every earlier fee: depend on everything.
-            match coinbase_toucher {
-                Some(c) => uf.union(c, i),
-                None => coinbase_toucher = Some(i),
+            if let Some(c) = coinbase_toucher {
+                uf.union(c, i);
+            } else {
+                coinbase_toucher = Some(i);
             }
             for j in 0..i {
                 uf.union(j, i);
@@ -85,46 +130,46 @@ pub fn partition(predictions: &[AccessPrediction]) -> Partition {
             }
         }
         let mut nearest: Option<TxIdx> = depends_on[i];
-        for l in p.reads.iter().chain(&p.writes) {
-            if let Some(&w) = first_writer.get(l) {
-                uf.union(w, i);
-            }
-            if let Location::Account(a) = l
-                && let Some(&w) = first_adder.get(a)
-            {
-                uf.union(w, i);
-            }
-            let adder = match l {
-                Location::Account(a) => last_adder.get(a).copied(),
-                Location::Storage(..) => None,
+        for e in &p.entries {
+            let Some(t) = touchers.get_mut(&e.key) else {
+                continue;
             };
-            for w in [last_writer.get(l).copied(), adder].into_iter().flatten() {
-                nearest = Some(nearest.map_or(w, |x| x.max(w)));
+            if e.flags & (READ | WRITE) != 0 {
+                if t.first_writer != usize::MAX {
+                    uf.union(t.first_writer, i);
+                }
+                if t.first_adder != usize::MAX {
+                    uf.union(t.first_adder, i);
+                }
+                for w in [t.last_writer, t.last_adder] {
+                    if w != usize::MAX {
+                        nearest = Some(nearest.map_or(w, |x| x.max(w)));
+                    }
+                }
             }
-        }
-        for a in &p.adds {
-            if let Some(&w) = first_writer.get(&Location::Account(*a)) {
-                uf.union(w, i);
+            if e.flags & ADD != 0 && t.first_writer != usize::MAX {
+                uf.union(t.first_writer, i);
+            }
+            if e.flags & WRITE != 0 {
+                t.last_writer = i;
+            }
+            if e.flags & ADD != 0 {
+                t.last_adder = i;
             }
         }
         depends_on[i] = nearest;
-        for l in &p.writes {
-            last_writer.insert(*l, i);
-        }
-        for a in &p.adds {
-            last_adder.insert(*a, i);
-        }
     }
 
-    let mut index_of_root: HashMap<usize, usize> = HashMap::default();
+    let mut index_of_root = vec![usize::MAX; n];
     let mut groups: Vec<Vec<TxIdx>> = Vec::new();
     let mut group_of = vec![0; n];
     for (i, g) in group_of.iter_mut().enumerate() {
         let root = uf.find(i);
-        let idx = *index_of_root.entry(root).or_insert_with(|| {
+        if index_of_root[root] == usize::MAX {
+            index_of_root[root] = groups.len();
             groups.push(Vec::new());
-            groups.len() - 1
-        });
+        }
+        let idx = index_of_root[root];
         groups[idx].push(i);
         *g = idx;
     }
@@ -138,15 +183,21 @@ pub fn partition(predictions: &[AccessPrediction]) -> Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::U256;
+    use crate::parallel::types::Location;
+    use alloy_primitives::{Address, U256};
 
     fn p(reads: &[Location], writes: &[Location], adds: &[Address]) -> AccessPrediction {
-        AccessPrediction {
-            reads: reads.to_vec(),
-            writes: writes.to_vec(),
-            adds: adds.to_vec(),
-            ..Default::default()
+        let mut p = AccessPrediction::default();
+        for l in reads {
+            p.read(*l);
         }
+        for l in writes {
+            p.write(*l);
+        }
+        for a in adds {
+            p.add(*a);
+        }
+        p.finish()
     }
 
     #[test]

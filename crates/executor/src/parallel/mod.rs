@@ -25,6 +25,7 @@
 
 pub mod base;
 pub mod diff;
+pub mod fold;
 pub mod groups;
 pub mod mvmemory;
 pub mod predict;
@@ -233,14 +234,75 @@ fn state_err(e: ReadError) -> ExecError {
     }
 }
 
+/// A worker's fold, sorted by address.
+type SortedFold = (
+    Vec<(Address, fold::AccountFold)>,
+    Vec<(alloy_primitives::B256, alloy_primitives::Bytes)>,
+);
+
+/// Transactions predicted first in auto mode, to decide whether the block can run in parallel.
+const PREDICTION_SAMPLE: usize = 512;
+
 impl ParallelExecutor {
+    /// Predictions for `txs[range]`, on up to `threads` threads.
+    fn predict(
+        &self,
+        txs: &[Arc<RecoveredTx>],
+        range: std::ops::Range<usize>,
+        block: &BlockContext,
+        base: &BaseState<'_>,
+        threads: usize,
+    ) -> Result<Vec<AccessPrediction>, ExecError> {
+        const CHUNK: usize = 256;
+        let txs = &txs[range];
+        if threads <= 1 || txs.len() <= CHUNK {
+            let mut cache = predict::PredictCache::default();
+            return txs
+                .iter()
+                .map(|tx| {
+                    self.predictor
+                        .predict(tx, block, base, &mut cache)
+                        .map_err(ExecError::from)
+                })
+                .collect();
+        }
+        let next = AtomicUsize::new(0);
+        let chunks = on_threads(threads, || {
+            let mut out = Vec::new();
+            let mut cache = predict::PredictCache::default();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = txs.chunks(CHUNK).nth(k) else {
+                    break;
+                };
+                let predicted: Result<Vec<_>, StateError> = chunk
+                    .iter()
+                    .map(|tx| self.predictor.predict(tx, block, base, &mut cache))
+                    .collect();
+                out.push((k, predicted));
+            }
+            out
+        });
+        let mut all: Vec<(usize, Result<Vec<AccessPrediction>, StateError>)> =
+            chunks.into_iter().flatten().collect();
+        all.sort_by_key(|(k, _)| *k);
+        let mut predictions = Vec::with_capacity(txs.len());
+        for (_, p) in all {
+            predictions.extend(p?);
+        }
+        Ok(predictions)
+    }
+
+    /// Runs each group in order on one worker, groups in parallel. Returns every run and, when
+    /// every transaction stayed inside its prediction, the workers' folds of their writes.
     fn group_phase(
         &self,
         shared: &Shared<'_>,
         txs: &[Arc<RecoveredTx>],
+        predictions: &[AccessPrediction],
         partition: &Partition,
         weights: &[u64],
-    ) -> Result<Vec<TxRun>, ExecError> {
+    ) -> Result<(Vec<TxRun>, Option<Vec<SortedFold>>), ExecError> {
         let mut order: Vec<usize> = (0..partition.groups.len()).collect();
         order.sort_by_key(|g| {
             std::cmp::Reverse(
@@ -252,6 +314,8 @@ impl ParallelExecutor {
         });
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
+        let escaped = AtomicBool::new(false);
+        let coinbase = shared.block.beneficiary;
         let per_worker = on_threads(self.config.threads, || {
             let mut evm = worker_evm(
                 GroupSource {
@@ -261,11 +325,13 @@ impl ParallelExecutor {
                 shared,
             );
             let mut out: Vec<(TxIdx, TxRun)> = Vec::new();
+            let mut fold = fold::WorkerFold::default();
             while !failed.load(Ordering::Relaxed) {
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(g) = order.get(k) else { break };
+                let Some(&g) = order.get(k) else { break };
+                let group = &partition.groups[g];
                 evm.ctx.journaled_state.database.source.local.clear();
-                for &i in &partition.groups[*g] {
+                for (pos, &i) in group.iter().enumerate() {
                     let run = match execute(&mut evm, shared, &txs[i]) {
                         Ok(run) => run,
                         Err(e) => {
@@ -273,25 +339,50 @@ impl ParallelExecutor {
                             return Err(state_err(e));
                         }
                     };
-                    if let Err(e) = evm.ctx.journaled_state.database.source.apply(&run.writes) {
+                    // Later transactions of the group read these writes.
+                    if pos + 1 < group.len()
+                        && let Err(e) = evm.ctx.journaled_state.database.source.apply(&run.writes)
+                    {
                         failed.store(true, Ordering::Relaxed);
                         return Err(ExecError::State(e));
+                    }
+                    if !escaped.load(Ordering::Relaxed) {
+                        if fold::contained(&predictions[i], &run, coinbase) {
+                            fold.add(g, &run.writes).map_err(ExecError::State)?;
+                        } else {
+                            escaped.store(true, Ordering::Relaxed);
+                        }
                     }
                     out.push((i, run));
                 }
             }
-            Ok(out)
+            let sorted = if escaped.load(Ordering::Relaxed) {
+                None
+            } else {
+                Some(fold.into_sorted(shared.base).map_err(ExecError::State)?)
+            };
+            Ok((out, sorted))
         });
         let mut runs: Vec<Option<TxRun>> = (0..txs.len()).map(|_| None).collect();
+        let mut folds = Vec::with_capacity(per_worker.len());
         for worker in per_worker {
-            for (i, run) in worker? {
+            let (out, sorted) = worker?;
+            for (i, run) in out {
                 runs[i] = Some(run);
             }
+            folds.push(sorted);
         }
-        runs.into_iter()
+        let runs = runs
+            .into_iter()
             .enumerate()
             .map(|(i, r)| r.ok_or_else(|| ExecError::Evm(format!("transaction {i} did not run"))))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let folds = if escaped.into_inner() {
+            None
+        } else {
+            folds.into_iter().collect::<Option<Vec<_>>>()
+        };
+        Ok((runs, folds))
     }
 
     /// Runs Block-STM workers until the scheduler is done. `runs` holds each transaction's
@@ -397,15 +488,52 @@ impl ParallelExecutor {
     }
 }
 
-/// Index of the first transaction that read a location another group wrote before it.
+/// Who wrote a location, in block order, reduced to what the misprediction check needs: the
+/// first writer and its group, and the first writer from any other group.
+#[derive(Clone, Copy)]
+struct Writers {
+    first: TxIdx,
+    first_group: usize,
+    first_other: TxIdx,
+}
+
+impl Writers {
+    const NONE: Writers = Writers {
+        first: usize::MAX,
+        first_group: usize::MAX,
+        first_other: usize::MAX,
+    };
+
+    /// Adds writer `i` of group `g`; writers arrive in ascending order.
+    fn add(&mut self, i: TxIdx, g: usize) {
+        if self.first == usize::MAX {
+            self.first = i;
+            self.first_group = g;
+        } else if g != self.first_group && self.first_other == usize::MAX {
+            self.first_other = i;
+        }
+    }
+
+    /// Whether a transaction `i` of group `g` must have seen another group's write.
+    fn conflicts(&self, i: TxIdx, g: usize) -> bool {
+        self.first < i && (self.first_group != g || self.first_other < i)
+    }
+}
+
+/// Index of the first transaction that read a location another group wrote before it, and how
+/// many did. Constant work per read and per write.
 fn first_misprediction(runs: &[TxRun], group_of: &[usize]) -> (Option<TxIdx>, usize) {
-    let mut writers: HashMap<Location, Vec<(TxIdx, bool)>> = HashMap::default();
+    // Per location: all writers (for full reads) and writers that replace the value (for
+    // code-only reads, which balance additions do not affect).
+    let mut writers: HashMap<Location, (Writers, Writers)> = HashMap::default();
     for (i, run) in runs.iter().enumerate() {
+        let g = group_of[i];
         for (l, op) in &run.writes.ops {
-            writers
-                .entry(*l)
-                .or_default()
-                .push((i, matches!(op, WriteOp::AddBalance(_))));
+            let entry = writers.entry(*l).or_insert((Writers::NONE, Writers::NONE));
+            entry.0.add(i, g);
+            if matches!(op, WriteOp::Set(_)) {
+                entry.1.add(i, g);
+            }
         }
     }
     let mut first = None;
@@ -413,11 +541,12 @@ fn first_misprediction(runs: &[TxRun], group_of: &[usize]) -> (Option<TxIdx>, us
     for (i, run) in runs.iter().enumerate() {
         let g = group_of[i];
         let bad = run.reads.iter().any(|r| {
-            writers.get(&r.location).is_some_and(|ws| {
-                ws.iter().any(|(j, is_add)| {
-                    *j < i && group_of[*j] != g && !(*is_add && r.kind == ReadKind::CodeOnly)
+            writers
+                .get(&r.location)
+                .is_some_and(|(all, sets)| match r.kind {
+                    ReadKind::Full => all.conflicts(i, g),
+                    ReadKind::CodeOnly => sets.conflicts(i, g),
                 })
-            })
         });
         if bad {
             count += 1;
@@ -484,18 +613,9 @@ impl BlockExecutor for ParallelExecutor {
             threads: self.config.threads,
             ..Default::default()
         };
-        let t = Instant::now();
-        let predictions = txs
-            .iter()
-            .map(|tx| self.predictor.predict(tx, block, &base))
-            .collect::<Result<Vec<_>, _>>()?;
-        let partition = groups::partition(&predictions);
-        stats.predict_us = micros(t);
-        stats.groups = partition.groups.len();
-        stats.largest_group = partition.groups.iter().map(Vec::len).max().unwrap_or(0);
         let weights: Vec<u64> = txs.iter().map(|t| t.gas_limit()).collect();
-        if auto {
-            let total: u64 = weights.iter().sum();
+        let worth_it = |partition: &Partition, range: std::ops::Range<usize>| {
+            let total: u64 = weights[range].iter().sum();
             let largest = partition
                 .groups
                 .iter()
@@ -503,20 +623,46 @@ impl BlockExecutor for ParallelExecutor {
                 .max()
                 .unwrap_or(0);
             let makespan = largest.max(total / self.config.threads as u64);
-            if makespan.saturating_mul(115) >= total.saturating_mul(100) {
-                let mut out =
-                    self.sequential(block, txs, state, "sequential (predicted dependent)")?;
-                out.stats.predict_us = stats.predict_us;
-                out.stats.groups = stats.groups;
-                out.stats.largest_group = stats.largest_group;
-                return Ok(out);
-            }
+            makespan.saturating_mul(115) < total.saturating_mul(100)
+        };
+        // Does the view answer from memory (read it directly) or like a disk (preload)?
+        let senders: Vec<Location> = txs
+            .iter()
+            .take(16)
+            .map(|t| Location::Account(t.sender()))
+            .collect();
+        let slow_view = base.probe(&senders)?;
+        let t = Instant::now();
+        // In auto mode a sample decides first: a block that is one dependent chain goes
+        // sequential before paying for the rest of the prediction.
+        let sample = if auto { n.min(PREDICTION_SAMPLE) } else { 0 };
+        let mut predictions = self.predict(txs, 0..sample, block, &base, 1)?;
+        if sample > 0 && sample < n && !worth_it(&groups::partition(&predictions), 0..sample) {
+            let predict_us = micros(t);
+            let mut out = self.sequential(block, txs, state, "sequential (sampled dependent)")?;
+            out.stats.predict_us = predict_us;
+            return Ok(out);
+        }
+        predictions.extend(self.predict(txs, sample..n, block, &base, self.config.threads)?);
+        let partition = groups::partition(&predictions);
+
+        stats.predict_us = micros(t);
+        stats.groups = partition.groups.len();
+        stats.largest_group = partition.groups.iter().map(Vec::len).max().unwrap_or(0);
+        if auto && !worth_it(&partition, 0..n) {
+            let mut out = self.sequential(block, txs, state, "sequential (predicted dependent)")?;
+            out.stats.predict_us = stats.predict_us;
+            out.stats.groups = stats.groups;
+            out.stats.largest_group = stats.largest_group;
+            return Ok(out);
         }
 
-        let t = Instant::now();
-        let locations = base::dedup(predictions.iter().flat_map(|p| p.locations()));
-        base.preload(&locations, self.config.preload_threads)?;
-        stats.preload_us = micros(t);
+        if slow_view {
+            let t = Instant::now();
+            let locations = base::dedup(predictions.iter().flat_map(|p| p.locations()));
+            base.preload(&locations, self.config.preload_threads)?;
+            stats.preload_us = micros(t);
+        }
 
         let shared = Shared::new(&base, &self.codes, *block, self.spec, self.chain_id);
         let t = Instant::now();
@@ -538,9 +684,28 @@ impl BlockExecutor for ParallelExecutor {
             collect(slots, &mv)?
         } else {
             stats.strategy = "groups";
-            let runs = self.group_phase(&shared, txs, &partition, &weights)?;
+            let (runs, folds) =
+                self.group_phase(&shared, txs, &predictions, &partition, &weights)?;
             stats.executions = n;
             stats.execute_us = micros(t);
+            if let Some(folds) = folds {
+                // Every transaction stayed inside its prediction: no group could see another.
+                let t = Instant::now();
+                let diff = fold::into_diff(folds, &base)?;
+                return Ok(self.finish(
+                    txs,
+                    runs,
+                    diff,
+                    &predictions,
+                    block,
+                    &base,
+                    stats,
+                    t,
+                    started,
+                ));
+            }
+            // Some access escaped its prediction: check for real conflicts between groups.
+            stats.strategy = "groups (checked)";
             let t = Instant::now();
             let (first, count) = first_misprediction(&runs, &partition.group_of);
             stats.validate_us = micros(t);
@@ -569,14 +734,43 @@ impl BlockExecutor for ParallelExecutor {
         };
 
         let t = Instant::now();
+        let diff = diff::build(runs.iter().map(|r| &r.writes), &base)?;
+        Ok(self.finish(
+            txs,
+            runs,
+            diff,
+            &predictions,
+            block,
+            &base,
+            stats,
+            t,
+            started,
+        ))
+    }
+}
+
+impl ParallelExecutor {
+    /// Metrics, learning, and the block's output.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        txs: &[Arc<RecoveredTx>],
+        runs: Vec<TxRun>,
+        diff: pharos_primitives::StateDiff,
+        predictions: &[AccessPrediction],
+        block: &BlockContext,
+        base: &BaseState<'_>,
+        mut stats: ExecStats,
+        merge_started: Instant,
+        started: Instant,
+    ) -> BlockOutput {
         if self.config.measure_accuracy {
-            let (p, a, h) = accuracy(&predictions, &runs, block.beneficiary);
+            let (p, a, h) = accuracy(predictions, &runs, block.beneficiary);
             stats.predicted_locations = p;
             stats.actual_locations = a;
             stats.predicted_hits = h;
         }
-        self.predictor.learn(txs, &runs, &base);
-        let diff = diff::build(runs.iter().map(|r| &r.writes), &base)?;
+        self.predictor.learn(txs, &runs, base, block.beneficiary);
         let mut gas_used = 0;
         let results: Vec<TxResult> = runs
             .into_iter()
@@ -587,14 +781,14 @@ impl BlockExecutor for ParallelExecutor {
                 r.result
             })
             .collect();
-        stats.merge_us = micros(t);
+        stats.merge_us = micros(merge_started);
         stats.total_us = micros(started);
-        Ok(BlockOutput {
+        BlockOutput {
             results,
             diff,
             gas_used,
             stats,
-        })
+        }
     }
 }
 

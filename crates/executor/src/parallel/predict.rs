@@ -17,38 +17,131 @@ use pharos_primitives::RecoveredTx;
 
 use super::{
     base::BaseState,
-    sali::{Analyzer, Resolved},
+    sali::{Analyzer, Resolved, TemplateCache},
     types::{Location, TxRun},
 };
+
+/// The locations a hint predicts, with whether each is written.
+type ActiveHint = std::sync::Arc<Vec<(Location, bool)>>;
+
+/// A worker's private caches for prediction (templates and hints), so predicting touches no
+/// shared lock or reference count per transaction.
+#[derive(Default)]
+pub struct PredictCache {
+    templates: TemplateCache,
+    hints: HashMap<HintKey, Option<ActiveHint>>,
+}
 use crate::StateError;
+
+/// Predicted to be read.
+pub const READ: u8 = 1;
+/// Predicted to be written.
+pub const WRITE: u8 = 2;
+/// Predicted to receive a balance addition (without being read).
+pub const ADD: u8 = 4;
+
+/// One predicted location with how it is used, and a 64-bit fingerprint used as its key when
+/// partitioning (a fingerprint collision only merges two groups: slower, never wrong).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PredEntry {
+    /// Where.
+    pub location: Location,
+    /// [`READ`] | [`WRITE`] | [`ADD`].
+    pub flags: u8,
+    /// Fingerprint of `location`.
+    pub key: u64,
+}
 
 /// What a transaction is predicted to touch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessPrediction {
-    /// Locations read.
-    pub reads: Vec<Location>,
-    /// Locations written.
-    pub writes: Vec<Location>,
-    /// Accounts receiving a balance addition without being read (plain-transfer recipients).
-    pub adds: Vec<Address>,
+    /// Predicted locations, sorted by location, one entry each (after [`Self::finish`]).
+    pub entries: Vec<PredEntry>,
     /// The transaction reads the block's beneficiary (sender or recipient is it).
     pub touches_coinbase: bool,
     /// Static analysis resolved every storage access of the call.
     pub complete: bool,
 }
 
+fn fingerprint(location: &Location) -> u64 {
+    use alloy_primitives::map::foldhash;
+    use std::hash::BuildHasher;
+    static STATE: std::sync::OnceLock<foldhash::fast::FixedState> = std::sync::OnceLock::new();
+    STATE
+        .get_or_init(|| foldhash::fast::FixedState::with_seed(0x5041_524f_5321))
+        .hash_one(location)
+}
+
 impl AccessPrediction {
+    fn push(&mut self, location: Location, flags: u8) {
+        self.entries.push(PredEntry {
+            location,
+            flags,
+            key: 0,
+        });
+    }
+
+    /// Predicts a read of `location`.
+    pub fn read(&mut self, location: Location) {
+        self.push(location, READ);
+    }
+
+    /// Predicts a write of `location`.
+    pub fn write(&mut self, location: Location) {
+        self.push(location, WRITE);
+    }
+
+    /// Predicts a balance addition to `address`.
+    pub fn add(&mut self, address: Address) {
+        self.push(Location::Account(address), ADD);
+    }
+
+    /// Sorts, merges duplicate locations and computes fingerprints.
+    pub fn finish(mut self) -> Self {
+        self.entries.sort_unstable_by_key(|e| e.location);
+        self.entries.dedup_by(|a, b| {
+            if a.location == b.location {
+                b.flags |= a.flags;
+                true
+            } else {
+                false
+            }
+        });
+        for e in &mut self.entries {
+            e.key = fingerprint(&e.location);
+        }
+        self
+    }
+
+    /// The flags predicted for `location` (0 when not predicted).
+    pub fn flags(&self, location: &Location) -> u8 {
+        match self.entries.binary_search_by(|e| e.location.cmp(location)) {
+            Ok(i) => self.entries[i].flags,
+            Err(_) => 0,
+        }
+    }
+
     /// Every predicted location (for preloading and accuracy metrics).
     pub fn locations(&self) -> impl Iterator<Item = Location> + '_ {
-        self.reads
-            .iter()
-            .chain(&self.writes)
-            .copied()
-            .chain(self.adds.iter().map(|a| Location::Account(*a)))
+        self.entries.iter().map(|e| e.location)
     }
 }
 
-type HintKey = (B256, [u8; 4]);
+/// A hint is kept per (code hash, selector, first argument): what a router touches depends on
+/// the pool it is given, what a token touches on the recipient.
+type HintKey = (B256, [u8; 4], B256);
+
+fn hint_key(code_hash: B256, selector: [u8; 4], input: &[u8]) -> HintKey {
+    let mut arg = [0u8; 32];
+    if input.len() > 4 {
+        let end = input.len().min(36);
+        arg[..end - 4].copy_from_slice(&input[4..end]);
+    }
+    (code_hash, selector, B256::from(arg))
+}
+
+/// Most functions-with-argument remembered; when full, learning starts over.
+const MAX_HINTS: usize = 1 << 16;
 
 /// Locations seen in earlier executions of one function of one contract.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +149,26 @@ struct Hint {
     /// Location → (times seen, whether it was written).
     seen: HashMap<Location, (u32, bool)>,
     executions: u32,
+    /// The locations predictions use: touched by at least half the executions seen.
+    active: Option<std::sync::Arc<Vec<(Location, bool)>>>,
 }
+
+impl Hint {
+    fn refresh(&mut self) {
+        self.active = (self.executions >= MIN_HINT_EXECUTIONS).then(|| {
+            std::sync::Arc::new(
+                self.seen
+                    .iter()
+                    .filter(|(_, (count, _))| 2 * *count >= self.executions)
+                    .map(|(l, (_, written))| (*l, *written))
+                    .collect(),
+            )
+        });
+    }
+}
+
+/// Executions of a function observed before its hint is used.
+const MIN_HINT_EXECUTIONS: u32 = 4;
 
 /// Most locations a hint remembers per function.
 const HINT_CAPACITY: usize = 64;
@@ -84,21 +196,21 @@ impl Predictor {
         tx: &RecoveredTx,
         block: &BlockContext,
         base: &BaseState<'_>,
+        cache: &mut PredictCache,
     ) -> Result<AccessPrediction, StateError> {
         let sender = tx.sender();
         let coinbase = block.beneficiary;
         let mut p = AccessPrediction {
-            writes: vec![Location::Account(sender)],
             touches_coinbase: sender == coinbase || tx.to() == Some(coinbase),
             complete: true,
             ..Default::default()
         };
+        p.write(Location::Account(sender));
         if let Some(list) = tx.envelope().access_list() {
             for item in &list.0 {
-                p.reads.push(Location::Account(item.address));
+                p.read(Location::Account(item.address));
                 for key in &item.storage_keys {
-                    p.writes
-                        .push(Location::Storage(item.address, (*key).into()));
+                    p.write(Location::Storage(item.address, (*key).into()));
                 }
             }
         }
@@ -107,63 +219,87 @@ impl Predictor {
             p.complete = false;
         }
         let Some(to) = tx.to() else {
-            p.writes.push(Location::Account(sender.create(tx.nonce())));
+            p.write(Location::Account(sender.create(tx.nonce())));
             p.complete = false;
-            return Ok(p);
+            return Ok(p.finish());
         };
-        let callee = base.account(to)?;
+        let callee = cache.templates.base.account(base, to)?;
         let code_hash = callee.map(|a| a.code_hash).unwrap_or(KECCAK256_EMPTY);
         if code_hash == KECCAK256_EMPTY {
             if !tx.value().is_zero() && to != sender {
-                p.adds.push(to);
+                p.add(to);
             } else {
-                p.reads.push(Location::Account(to));
+                p.read(Location::Account(to));
             }
-            return Ok(p);
+            return Ok(p.finish());
         }
-        p.reads.push(Location::Account(to));
+        p.read(Location::Account(to));
         if !tx.value().is_zero() {
-            p.writes.push(Location::Account(to));
+            p.write(Location::Account(to));
         }
         let Some(sel) = selector(tx.input()) else {
             p.complete = false;
-            return Ok(p);
+            return Ok(p.finish());
         };
-        // Static analysis, resolved with this transaction's caller and calldata.
-        match self
-            .analyzer
-            .resolve(base, code_hash, to, sender, tx.input())?
-        {
-            Resolved::Complete(accesses) => {
-                p.reads.extend(accesses.reads);
-                p.writes.extend(accesses.writes);
-            }
-            Resolved::Partial(accesses) => {
-                p.reads.extend(accesses.reads);
-                p.writes.extend(accesses.writes);
-                p.complete = false;
-            }
-        }
-        // Dynamic hints: what this function touched before, when it recurred.
-        if let Some(hint) = self.hints.read().get(&(code_hash, sel)) {
-            let threshold = (hint.executions / 2).max(1);
-            for (l, (count, written)) in &hint.seen {
-                if *count >= threshold {
-                    if *written {
-                        p.writes.push(*l);
-                    } else {
-                        p.reads.push(*l);
-                    }
+        // A learned hint, when this function with this first argument recurred often enough,
+        // stands in for static analysis.
+        let key = hint_key(code_hash, sel, tx.input());
+        let hint = cache.hints.entry(key).or_insert_with(|| {
+            self.hints
+                .read()
+                .get(&key)
+                .and_then(|h| h.active.as_ref())
+                .map(|a| std::sync::Arc::new((**a).clone()))
+        });
+        if let Some(active) = hint {
+            for (l, written) in active.iter() {
+                if *written {
+                    p.write(*l);
+                } else {
+                    p.read(*l);
                 }
             }
+            p.complete = false;
+            return Ok(p.finish());
         }
-        Ok(p)
+        // Static analysis, resolved with this transaction's caller and calldata.
+        let accesses = match self.analyzer.resolve(
+            base,
+            code_hash,
+            to,
+            sender,
+            tx.input(),
+            &mut cache.templates,
+        )? {
+            Resolved::Complete(a) => a,
+            Resolved::Partial(a) => {
+                p.complete = false;
+                a
+            }
+        };
+        for l in accesses.reads {
+            p.read(l);
+        }
+        for l in accesses.writes {
+            p.write(l);
+        }
+        Ok(p.finish())
     }
 
-    /// Learns from executed transactions: which locations each called function touched.
-    pub fn learn(&self, txs: &[std::sync::Arc<RecoveredTx>], runs: &[TxRun], base: &BaseState<'_>) {
-        let mut updates: HashMap<HintKey, Vec<(Location, bool)>> = HashMap::default();
-        for (tx, run) in txs.iter().zip(runs) {
+    /// Learns from executed transactions: which locations each called function touched. Looks
+    /// at a bounded sample of the block.
+    pub fn learn(
+        &self,
+        txs: &[std::sync::Arc<RecoveredTx>],
+        runs: &[TxRun],
+        base: &BaseState<'_>,
+        coinbase: Address,
+    ) {
+        const SAMPLE: usize = 2048;
+        let stride = txs.len().div_ceil(SAMPLE).max(1);
+        type Update = (u32, HashMap<Location, (u32, bool)>);
+        let mut updates: HashMap<HintKey, Update> = HashMap::default();
+        for (tx, run) in txs.iter().zip(runs).step_by(stride) {
             let (Some(to), Some(sel)) = (tx.to(), selector(tx.input())) else {
                 continue;
             };
@@ -181,7 +317,11 @@ impl Predictor {
                 .chain(run.writes.ops.iter().map(|(l, _)| (*l, true)))
                 // The sender's and callee's accounts are predicted anyway; per-caller slots recur
                 // only for the same caller, which static analysis covers.
-                .filter(|(l, _)| *l != Location::Account(sender) && *l != Location::Account(to))
+                .filter(|(l, _)| {
+                    *l != Location::Account(sender)
+                        && *l != Location::Account(to)
+                        && *l != Location::Account(coinbase)
+                })
                 .collect();
             touched.sort();
             touched.dedup_by(|a, b| {
@@ -192,26 +332,27 @@ impl Predictor {
                     false
                 }
             });
-            updates
-                .entry((callee.code_hash, sel))
-                .or_default()
-                .extend(touched);
+            let (executions, seen) = updates
+                .entry(hint_key(callee.code_hash, sel, tx.input()))
+                .or_default();
+            *executions += 1;
+            for (l, w) in touched {
+                let e = seen.entry(l).or_default();
+                e.0 += 1;
+                e.1 |= w;
+            }
         }
         if updates.is_empty() {
             return;
         }
         let mut hints = self.hints.write();
+        if hints.len() + updates.len() > MAX_HINTS {
+            hints.clear();
+        }
         for (key, touched) in updates {
             let hint = hints.entry(key).or_default();
-            // Count executions by how many times the most frequent location repeats in this batch.
-            let mut per_location: HashMap<Location, (u32, bool)> = HashMap::default();
-            for (l, w) in touched {
-                let e = per_location.entry(l).or_default();
-                e.0 += 1;
-                e.1 |= w;
-            }
-            let batch_executions = per_location.values().map(|(c, _)| *c).max().unwrap_or(0);
-            hint.executions = hint.executions.saturating_add(batch_executions);
+            let (executions, per_location) = touched;
+            hint.executions = hint.executions.saturating_add(executions);
             for (l, (c, w)) in per_location {
                 let e = hint.seen.entry(l).or_default();
                 e.0 = e.0.saturating_add(c);
@@ -224,6 +365,7 @@ impl Predictor {
                 all.truncate(HINT_CAPACITY / 2);
                 hint.seen = all.into_iter().collect();
             }
+            hint.refresh();
         }
     }
 }

@@ -16,7 +16,10 @@ use alloy_primitives::{Address, B256, Bytes, U256, keccak256, map::HashMap};
 use parking_lot::RwLock;
 use pharos_evm::revm::bytecode::opcode::{self, OpCode};
 
-use super::{base::BaseState, types::Location};
+use super::{
+    base::{BaseMemo, BaseState},
+    types::Location,
+};
 use crate::StateError;
 
 /// A symbolic 256-bit word.
@@ -114,7 +117,7 @@ fn fold(op: u8, a: &[U256]) -> Option<U256> {
 }
 
 /// A call the function makes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSite {
     /// `DELEGATECALL`: the callee's code runs on this contract's storage.
     pub delegate: bool,
@@ -136,6 +139,8 @@ pub struct Template {
     pub calls: Vec<CallSite>,
     /// Every path was followed and every slot and call is expressible.
     pub complete: bool,
+    /// `reads` and `writes` merged: each slot expression once, with whether it is written.
+    pub slots: Vec<(E, bool)>,
 }
 
 /// Concrete accesses of one transaction.
@@ -159,7 +164,11 @@ pub enum Resolved {
 const MAX_STEPS: usize = 60_000;
 const MAX_PATHS: usize = 2_000;
 const MAX_VISITS_PER_PC: u32 = 24;
-const MAX_CALL_DEPTH: usize = 4;
+/// Calls followed from a transaction's callee: its own calls are resolved (an AMM router's calls
+/// into the pair reach the reserves), theirs are not (the pair's token transfers); what is not
+/// followed is left to the executor's check, which is cheaper than resolving it for every
+/// transaction.
+const MAX_CALL_DEPTH: usize = 2;
 
 #[derive(Clone)]
 struct Path {
@@ -169,6 +178,46 @@ struct Path {
     memory: Vec<(usize, usize, E)>,
     /// Memory was written at a non-constant offset: anything may alias.
     memory_dirty: bool,
+    /// Branch conditions decided on this path, with the side taken.
+    facts: Vec<(E, bool)>,
+    /// Output size the last call asked for: taken as `RETURNDATASIZE` (well-behaved callees
+    /// return what the ABI promises; a wrong guess only costs a misprediction).
+    last_out_len: Option<usize>,
+}
+
+const MAX_FACTS: usize = 64;
+
+impl Path {
+    /// Whether `cond` is already decided on this path (directly, or as `ISZERO` of a decided
+    /// condition, or the other way round).
+    fn known(&self, cond: &E) -> Option<bool> {
+        // Unknown values are all alike to `==`: never reason about them.
+        if cond.has_unknown() {
+            return None;
+        }
+        for (c, b) in self.facts.iter().rev() {
+            if c == cond {
+                return Some(*b);
+            }
+            if let Expr::Op(opcode::ISZERO, a) = &**cond
+                && a.first() == Some(c)
+            {
+                return Some(!*b);
+            }
+            if let Expr::Op(opcode::ISZERO, a) = &**c
+                && a.first() == Some(cond)
+            {
+                return Some(!*b);
+            }
+        }
+        None
+    }
+
+    fn learn(&mut self, cond: E, value: bool) {
+        if self.facts.len() < MAX_FACTS && !cond.has_unknown() {
+            self.facts.push((cond, value));
+        }
+    }
 }
 
 const MAX_MEMORY_WRITES: usize = 512;
@@ -231,6 +280,25 @@ impl Interp<'_> {
         {
             return konst(v);
         }
+        // The caller is an address and never zero: masking it to 160 bits changes nothing, and
+        // comparing it with zero is false (this prunes mint/burn paths of token transfers).
+        let is_caller = |e: &E| matches!(**e, Expr::Caller);
+        let is_mask = |e: &E| e.as_const() == Some((U256::from(1) << 160) - U256::from(1));
+        match (op, args.as_slice()) {
+            (opcode::AND, [a, b])
+                if (is_caller(a) && is_mask(b)) || (is_mask(a) && is_caller(b)) =>
+            {
+                return Arc::new(Expr::Caller);
+            }
+            (opcode::ISZERO, [a]) if is_caller(a) => return konst(U256::ZERO),
+            (opcode::EQ, [a, b])
+                if (is_caller(a) && b.as_const() == Some(U256::ZERO))
+                    || (is_caller(b) && a.as_const() == Some(U256::ZERO)) =>
+            {
+                return konst(U256::ZERO);
+            }
+            _ => {}
+        }
         // The dispatcher: the selector is known for this template.
         if let [a, b] = args.as_slice()
             && matches!(**b, Expr::CallData(0))
@@ -262,6 +330,8 @@ impl Interp<'_> {
             stack: Vec::new(),
             memory: Vec::new(),
             memory_dirty: false,
+            facts: Vec::new(),
+            last_out_len: None,
         }];
         let mut steps = 0usize;
         let mut paths = 1usize;
@@ -301,6 +371,13 @@ impl Interp<'_> {
         template.reads.dedup();
         template.writes.sort_by_key(|e| format!("{e:?}"));
         template.writes.dedup();
+        let mut slots: Vec<(E, bool)> = template.writes.iter().map(|e| (e.clone(), true)).collect();
+        for r in &template.reads {
+            if !template.writes.contains(r) {
+                slots.push((r.clone(), false));
+            }
+        }
+        template.slots = slots;
         template
     }
 
@@ -366,6 +443,10 @@ impl Interp<'_> {
             opcode::ADDRESS => path.stack.push(Arc::new(Expr::This)),
             opcode::CALLVALUE => path.stack.push(Arc::new(Expr::CallValue)),
             opcode::CALLDATASIZE => path.stack.push(Arc::new(Expr::CallDataSize)),
+            opcode::RETURNDATASIZE => path.stack.push(match path.last_out_len {
+                Some(n) => konst(U256::from(n)),
+                None => unknown(),
+            }),
             opcode::CALLDATALOAD => {
                 let off = pop!();
                 path.stack.push(match off.as_const() {
@@ -451,15 +532,21 @@ impl Interp<'_> {
                 let Some(d) = dest.as_const().filter(|d| self.is_jumpdest(*d)) else {
                     return Step::Lost;
                 };
-                match cond.as_const() {
-                    Some(c) if c.is_zero() => {}
-                    Some(_) => {
+                let decided = match cond.as_const() {
+                    Some(c) => Some(!c.is_zero()),
+                    None => path.known(&cond),
+                };
+                match decided {
+                    Some(false) => {}
+                    Some(true) => {
                         path.pc = d.to();
                         return Step::Continue;
                     }
                     None => {
                         let mut taken = path.clone();
                         taken.pc = d.to();
+                        taken.learn(cond.clone(), true);
+                        path.learn(cond, false);
                         path.pc = pc + 1;
                         return Step::Fork(Box::new(taken));
                     }
@@ -482,11 +569,15 @@ impl Interp<'_> {
                 if target.has_unknown() || input.is_none() {
                     t.complete = false;
                 }
-                t.calls.push(CallSite {
+                let site = CallSite {
                     delegate: matches!(op, opcode::DELEGATECALL | opcode::CALLCODE),
                     target,
                     input,
-                });
+                };
+                if !t.calls.contains(&site) {
+                    t.calls.push(site);
+                }
+                path.last_out_len = Self::const_usize(&out_len, 4096);
                 // Return data lands in memory: those bytes are unknown now.
                 match (
                     Self::const_usize(&out_off, 1 << 20),
@@ -623,7 +714,27 @@ fn calldata_word(data: &[u8], offset: usize) -> U256 {
     U256::from_be_bytes(word)
 }
 
-fn eval(e: &Expr, f: &Frame<'_>, base: &BaseState<'_>, reads: &mut Vec<Location>) -> Option<U256> {
+/// Hashes already computed while resolving one transaction, by expression node.
+#[derive(Default)]
+struct HashMemo(Vec<(*const Expr, U256)>);
+
+/// What expression evaluation needs: the frame's values, the pre-state and the memos.
+struct Eval<'a, 'b> {
+    base: &'a BaseState<'b>,
+    state: &'a mut BaseMemo,
+    hashes: HashMemo,
+}
+
+fn eval(e: &Expr, f: &Frame<'_>, ev: &mut Eval<'_, '_>, reads: &mut Vec<Location>) -> Option<U256> {
+    eval_memo(e, f, ev, reads)
+}
+
+fn eval_memo(
+    e: &Expr,
+    f: &Frame<'_>,
+    ev: &mut Eval<'_, '_>,
+    reads: &mut Vec<Location>,
+) -> Option<U256> {
     Some(match e {
         Expr::Const(v) => *v,
         Expr::Caller => U256::from_be_slice(f.caller.as_slice()),
@@ -632,24 +743,35 @@ fn eval(e: &Expr, f: &Frame<'_>, base: &BaseState<'_>, reads: &mut Vec<Location>
         Expr::CallDataSize => U256::from(f.calldata.len()),
         Expr::CallData(o) => calldata_word(f.calldata, *o),
         Expr::Sload(k) => {
-            let slot = eval(k, f, base, reads)?;
+            let slot = eval_memo(k, f, ev, reads)?;
             reads.push(Location::Storage(f.this, slot));
-            base.storage(f.this, slot).ok()?
+            ev.state.storage(ev.base, f.this, slot).ok()?
         }
         Expr::Keccak(words) => {
-            let mut buf = Vec::with_capacity(32 * words.len());
-            for w in words {
-                buf.extend_from_slice(&eval(w, f, base, reads)?.to_be_bytes::<32>());
+            let key = e as *const Expr;
+            if let Some((_, v)) = ev.hashes.0.iter().find(|(p, _)| *p == key) {
+                return Some(*v);
             }
-            U256::from_be_bytes(keccak256(&buf).0)
+            let mut buf = [0u8; 32 * 8];
+            if words.len() > 8 {
+                return None;
+            }
+            for (i, w) in words.iter().enumerate() {
+                buf[32 * i..32 * (i + 1)]
+                    .copy_from_slice(&eval_memo(w, f, ev, reads)?.to_be_bytes::<32>());
+            }
+            let v = U256::from_be_bytes(keccak256(&buf[..32 * words.len()]).0);
+            ev.hashes.0.push((key, v));
+            v
         }
-        Expr::Op(op, args) => {
-            let values = args
-                .iter()
-                .map(|a| eval(a, f, base, reads))
-                .collect::<Option<Vec<_>>>()?;
-            fold(*op, &values)?
-        }
+        Expr::Op(op, args) => match args.as_slice() {
+            [a] => fold(*op, &[eval_memo(a, f, ev, reads)?])?,
+            [a, b] => fold(
+                *op,
+                &[eval_memo(a, f, ev, reads)?, eval_memo(b, f, ev, reads)?],
+            )?,
+            _ => return None,
+        },
     })
 }
 
@@ -658,6 +780,21 @@ fn eval(e: &Expr, f: &Frame<'_>, base: &BaseState<'_>, reads: &mut Vec<Location>
 pub struct Analyzer {
     templates: RwLock<HashMap<TemplateKey, Arc<Template>>>,
 }
+
+/// A worker's own handles on templates: after the first use, looking one up touches no shared
+/// lock or reference count (which two cores would otherwise fight over on every transaction).
+/// Also remembers, for the block at hand, what identical calls resolved to (a pool's
+/// `getReserves()` is the same for every swap on it).
+#[derive(Default)]
+pub struct TemplateCache {
+    templates: HashMap<TemplateKey, Arc<Template>>,
+    calls: HashMap<(B256, Address, Address, Bytes), (Accesses, bool)>,
+    /// Pre-block state read while resolving.
+    pub base: BaseMemo,
+}
+
+/// Most remembered calls per worker and block.
+const MAX_REMEMBERED_CALLS: usize = 4096;
 
 impl Analyzer {
     /// The template of `selector` in the code with hash `code_hash`.
@@ -697,9 +834,11 @@ impl Analyzer {
         address: Address,
         caller: Address,
         calldata: &[u8],
+        cache: &mut TemplateCache,
     ) -> Result<Resolved, StateError> {
         let mut out = Accesses::default();
         let complete = self.resolve_into(
+            cache,
             base,
             code_hash,
             Frame {
@@ -721,6 +860,7 @@ impl Analyzer {
     #[allow(clippy::too_many_arguments)]
     fn resolve_into(
         &self,
+        cache: &mut TemplateCache,
         base: &BaseState<'_>,
         code_hash: B256,
         frame: Frame<'_>,
@@ -735,37 +875,53 @@ impl Analyzer {
         else {
             return Ok(false);
         };
-        let template = self.template(base, code_hash, selector)?;
+        let key = (code_hash, selector);
+        if let std::collections::hash_map::Entry::Vacant(e) = cache.templates.entry(key) {
+            // A copy of its own: the worker's reference counting stays on its own core.
+            let t = self.template(base, code_hash, selector)?;
+            e.insert(Arc::new((*t).clone()));
+        }
+        let Some(template) = cache.templates.get(&key).cloned() else {
+            return Ok(false);
+        };
         let mut complete = template.complete;
         let storage_frame = Frame {
             this: storage_of,
             caller: frame.caller,
             calldata: frame.calldata,
         };
-        for (list, is_write) in [(&template.reads, false), (&template.writes, true)] {
-            for slot in list {
-                match eval(slot, &storage_frame, base, &mut out.reads) {
-                    Some(s) => {
-                        let l = Location::Storage(storage_of, s);
-                        if is_write {
-                            out.writes.push(l);
-                        } else {
-                            out.reads.push(l);
-                        }
+        let mut ev = Eval {
+            base,
+            state: &mut cache.base,
+            hashes: HashMemo::default(),
+        };
+        for (slot, is_write) in &template.slots {
+            match eval_memo(slot, &storage_frame, &mut ev, &mut out.reads) {
+                Some(s) => {
+                    let l = Location::Storage(storage_of, s);
+                    if *is_write {
+                        out.writes.push(l);
+                    } else {
+                        out.reads.push(l);
                     }
-                    None => complete = false,
                 }
+                None => complete = false,
             }
         }
         for call in &template.calls {
-            let target = eval(&call.target, &storage_frame, base, &mut out.reads)
+            let mut ev = Eval {
+                base,
+                state: &mut cache.base,
+                hashes: HashMemo::default(),
+            };
+            let target = eval(&call.target, &storage_frame, &mut ev, &mut out.reads)
                 .map(|v| Address::from_word(B256::from(v)));
             let input = call.input.as_ref().and_then(|(len, writes)| {
                 // Unknown parts become zero: a prediction may be wrong, never unsafe.
                 let mut buf = vec![0u8; *len];
                 let mut selector_known = *len >= 4;
                 for (rel, width, e) in writes {
-                    let value = eval(e, &storage_frame, base, &mut out.reads);
+                    let value = eval(e, &storage_frame, &mut ev, &mut out.reads);
                     if *rel <= 0 && (*rel + *width as isize) >= 4 && value.is_none() {
                         selector_known = false;
                     }
@@ -789,7 +945,7 @@ impl Analyzer {
                 complete = false;
                 continue;
             }
-            let Some(callee) = base.account(target)? else {
+            let Some(callee) = cache.base.account(base, target)? else {
                 continue;
             };
             if !callee.has_code() {
@@ -800,22 +956,39 @@ impl Analyzer {
             } else {
                 (target, target)
             };
-            complete &= self.resolve_into(
+            let caller = if call.delegate {
+                frame.caller
+            } else {
+                storage_of
+            };
+            let input = Bytes::from(input);
+            let key = (callee.code_hash, this, caller, input.clone());
+            if let Some((accesses, done)) = cache.calls.get(&key) {
+                out.reads.extend_from_slice(&accesses.reads);
+                out.writes.extend_from_slice(&accesses.writes);
+                complete &= *done;
+                continue;
+            }
+            let mut nested = Accesses::default();
+            let done = self.resolve_into(
+                cache,
                 base,
                 callee.code_hash,
                 Frame {
                     this,
-                    caller: if call.delegate {
-                        frame.caller
-                    } else {
-                        storage_of
-                    },
+                    caller,
                     calldata: &input,
                 },
                 storage,
                 depth + 1,
-                out,
+                &mut nested,
             )?;
+            out.reads.extend_from_slice(&nested.reads);
+            out.writes.extend_from_slice(&nested.writes);
+            complete &= done;
+            if cache.calls.len() < MAX_REMEMBERED_CALLS {
+                cache.calls.insert(key, (nested, done));
+            }
         }
         Ok(complete)
     }

@@ -119,6 +119,9 @@ pub struct TxDb<'a, S> {
     shared: &'a Shared<'a>,
     /// Reads of the transaction in progress.
     pub reads: Vec<Read>,
+    /// The worker's own copies of the code it runs: handing revm a clone of shared code would
+    /// bump a reference count both cores write on every transaction.
+    codes: HashMap<B256, Bytecode>,
 }
 
 impl<'a, S: ReadSource> TxDb<'a, S> {
@@ -128,6 +131,7 @@ impl<'a, S: ReadSource> TxDb<'a, S> {
             source,
             shared,
             reads: Vec::with_capacity(16),
+            codes: HashMap::default(),
         }
     }
 
@@ -167,7 +171,13 @@ impl<S: ReadSource> Database for TxDb<'_, S> {
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        Ok(self.shared.code(code_hash)?)
+        if let Some(c) = self.codes.get(&code_hash) {
+            return Ok(c.clone());
+        }
+        let shared = self.shared.code(code_hash)?;
+        let own = Bytecode::new_raw(Bytes::copy_from_slice(&shared.original_bytes()));
+        self.codes.insert(code_hash, own.clone());
+        Ok(own)
     }
 
     fn storage(&mut self, address: Address, index: StorageKey) -> Result<U256, Self::Error> {
@@ -244,7 +254,10 @@ pub fn execute<S: ReadSource>(
     }
     .run(evm);
     let state = evm.ctx.journal_mut().finalize();
-    let reads = std::mem::take(&mut evm.ctx.journaled_state.database.reads);
+    let reads = std::mem::replace(
+        &mut evm.ctx.journaled_state.database.reads,
+        Vec::with_capacity(16),
+    );
     match outcome {
         Ok(result) => {
             let outcome = outcome_of(result);
@@ -417,7 +430,7 @@ fn native_transfer<S: ReadSource>(
             output: Bytes::new(),
             created: None,
         }),
-        reads: std::mem::take(&mut db.reads),
+        reads: std::mem::replace(&mut db.reads, Vec::with_capacity(8)),
         writes: TxWrites {
             ops,
             wipes: Vec::new(),

@@ -1,0 +1,354 @@
+//! Execution benchmarks: the workloads of the parallel-execution issue, a state view that adds
+//! latency to every storage miss, and the harness that times the sequential and the parallel
+//! executor on the same block in the same run (`pharos bench exec`, `cargo bench`).
+//!
+//! # Method
+//! A workload is a [`Universe`] (wallets, tokens, Uniswap V2 pairs) built and set up with the
+//! sequential executor, then one *warm-up* block (so analysis caches and learned hints are in the
+//! steady state a running node has), then the *measured* block, executed `repeats` times per
+//! executor on the same pre-state; the median is reported. Executors share nothing but the
+//! analysed-code cache warmed by the same warm-up.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use pharos_evm::BlockContext;
+use pharos_executor::{
+    BlockExecutor, BlockOutput, CodeCache, ExecStats, MemoryState, ParallelConfig,
+    ParallelExecutor, SequentialExecutor, StateError, StateView, Strategy,
+};
+use pharos_primitives::{AccountState, RecoveredTx};
+use pharos_workload::scenario::{UniswapArtifacts, Universe, UniverseConfig};
+use serde::Serialize;
+
+const CHAIN: u64 = 1337;
+
+/// The workloads of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Workload {
+    /// (a) independent native transfers.
+    Transfers,
+    /// (b) OpenZeppelin ERC-20 transfers.
+    Erc20,
+    /// (c) swaps on many Uniswap V2 pairs.
+    Uniswap,
+    /// (d) ERC-20 transfers where this percentage goes to one hot account.
+    Erc20Hotspot(usize),
+    /// (d) swaps where this percentage goes to one hot pair.
+    UniswapHotspot(usize),
+    /// (e) a fully dependent chain: every transaction increments one counter.
+    Chain,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workload::Transfers => write!(f, "transfers"),
+            Workload::Erc20 => write!(f, "erc20"),
+            Workload::Uniswap => write!(f, "uniswap"),
+            Workload::Erc20Hotspot(p) => write!(f, "erc20-hot{p}"),
+            Workload::UniswapHotspot(p) => write!(f, "uniswap-hot{p}"),
+            Workload::Chain => write!(f, "chain"),
+        }
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "transfers" | "transfer" | "a" => Workload::Transfers,
+            "erc20" | "b" => Workload::Erc20,
+            "uniswap" | "c" => Workload::Uniswap,
+            "chain" | "e" => Workload::Chain,
+            other => {
+                if let Some(p) = other.strip_prefix("erc20-hot") {
+                    Workload::Erc20Hotspot(
+                        p.parse()
+                            .map_err(|_| format!("bad percentage in {other}"))?,
+                    )
+                } else if let Some(p) = other.strip_prefix("uniswap-hot") {
+                    Workload::UniswapHotspot(
+                        p.parse()
+                            .map_err(|_| format!("bad percentage in {other}"))?,
+                    )
+                } else {
+                    return Err(format!(
+                        "unknown workload '{other}': transfers, erc20, uniswap, erc20-hot<P>, uniswap-hot<P>, chain"
+                    ));
+                }
+            }
+        })
+    }
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Building the workload failed.
+    #[error("workload: {0}")]
+    Scenario(String),
+    /// Executing failed.
+    #[error("execution: {0}")]
+    Exec(#[from] pharos_executor::ExecError),
+}
+
+/// A state view that waits `latency` on every account and slot it is asked for, as a cold
+/// database read would (each location is asked for at most once per block by both executors).
+pub struct SlowState<'a> {
+    inner: &'a MemoryState,
+    latency: Duration,
+}
+
+impl<'a> SlowState<'a> {
+    /// Wraps `inner`.
+    pub fn new(inner: &'a MemoryState, latency: Duration) -> Self {
+        Self { inner, latency }
+    }
+}
+
+impl StateView for SlowState<'_> {
+    fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
+        std::thread::sleep(self.latency);
+        self.inner.account(address)
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        std::thread::sleep(self.latency);
+        self.inner.storage(address, slot)
+    }
+    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
+        self.inner.code(code_hash)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        self.inner.block_hash(number)
+    }
+}
+
+/// A workload ready to execute.
+pub struct Prepared {
+    /// The workload.
+    pub workload: Workload,
+    /// State before the measured block.
+    pub pre: MemoryState,
+    /// The measured block.
+    pub block: BlockContext,
+    /// Its transactions.
+    pub txs: Vec<Arc<RecoveredTx>>,
+    /// A block of the same workload executed before measuring (warms caches and hints).
+    pub warmup: Vec<Arc<RecoveredTx>>,
+    /// State before the warm-up block.
+    pub pre_warmup: MemoryState,
+}
+
+fn block(number: u64) -> BlockContext {
+    BlockContext {
+        number,
+        timestamp: 1_700_000_000 + number,
+        beneficiary: Address::repeat_byte(0xcb),
+        gas_limit: u64::MAX / 4,
+        base_fee: 1_000_000_000,
+        prevrandao: B256::repeat_byte(0x42),
+        excess_blob_gas: 0,
+    }
+}
+
+fn arc(txs: Vec<RecoveredTx>) -> Vec<Arc<RecoveredTx>> {
+    txs.into_iter().map(Arc::new).collect()
+}
+
+/// Builds the universe of `workload`, runs its setup, and signs a warm-up and a measured block of
+/// `txs` transactions each.
+pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
+    let uniswap_needed = matches!(workload, Workload::Uniswap | Workload::UniswapHotspot(_));
+    let uniswap = if uniswap_needed {
+        match UniswapArtifacts::load(&UniswapArtifacts::default_dir()) {
+            Some(Ok(u)) => Some(u),
+            Some(Err(e)) => return Err(BenchError::Scenario(e.to_string())),
+            None => {
+                return Err(BenchError::Scenario(format!(
+                    "Uniswap V2 artifacts not found in {}: run `npm ci` in tests/e2e or set PHAROS_UNISWAP_BUILD",
+                    UniswapArtifacts::default_dir().display()
+                )));
+            }
+        }
+    } else {
+        None
+    };
+    let wallets = match workload {
+        // Independent: every transaction from its own sender.
+        Workload::Transfers | Workload::Erc20 | Workload::Erc20Hotspot(_) => txs.clamp(1, 10_000),
+        _ => 1_000.min(txs.max(1)),
+    };
+    let mut config = UniverseConfig::new(CHAIN, wallets);
+    config.tokens = if uniswap_needed { 20 } else { 1 };
+    config.chaos = 1;
+    config.pairs = if uniswap_needed { 100 } else { 0 };
+    let mut u = Universe::build(&config, uniswap.as_ref())
+        .map_err(|e| BenchError::Scenario(e.to_string()))?;
+    let mut state = MemoryState::default();
+    for (a, b) in &u.genesis {
+        state.insert_account(*a, 0, *b, None, []);
+    }
+    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()));
+    for (n, setup) in u.setup.iter().enumerate() {
+        let out = seq.execute(&block(n as u64 + 1), &arc(setup.clone()), &state)?;
+        if let Some((i, r)) = out
+            .results
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !r.outcome().is_some_and(|o| o.success()))
+        {
+            return Err(BenchError::Scenario(format!(
+                "setup block {n} tx {i} failed: {r:?}"
+            )));
+        }
+        state.apply(&out.diff);
+    }
+    let make = |u: &mut Universe| match workload {
+        Workload::Transfers => u.transfers(txs),
+        Workload::Erc20 => u.erc20_transfers(txs),
+        Workload::Uniswap => u.swaps(txs, 0),
+        Workload::Erc20Hotspot(p) => u.erc20_hotspot(txs, p),
+        Workload::UniswapHotspot(p) => u.swaps(txs, p),
+        Workload::Chain => u.dependent_chain(txs),
+    };
+    let warmup = arc(make(&mut u));
+    let measured = arc(make(&mut u));
+    let pre_warmup = state.clone();
+    let out = seq.execute(&block(10), &warmup, &state)?;
+    state.apply(&out.diff);
+    Ok(Prepared {
+        workload,
+        pre: state,
+        block: block(11),
+        txs: measured,
+        warmup,
+        pre_warmup,
+    })
+}
+
+/// One executor's measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// `sequential` or `parallel`.
+    pub executor: String,
+    /// Threads.
+    pub threads: usize,
+    /// Median wall time, microseconds.
+    pub micros: u64,
+    /// Gas per second.
+    pub gas_per_second: f64,
+    /// Sequential time divided by this time.
+    pub speedup: f64,
+    /// Strategy the executor chose.
+    pub strategy: String,
+    /// Executions beyond one per transaction.
+    pub reexecutions: usize,
+    /// Transactions whose reads crossed predicted groups.
+    pub mispredicted: usize,
+    /// Predicted locations that were accessed / predicted.
+    pub precision: Option<f64>,
+    /// Accessed locations that were predicted / accessed.
+    pub recall: Option<f64>,
+    /// Phase timings of the median run.
+    #[serde(skip)]
+    pub stats: ExecStats,
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct ExecBench {
+    /// Thread counts for the parallel executor.
+    pub threads: Vec<usize>,
+    /// Runs per executor (median reported).
+    pub repeats: usize,
+    /// Latency added to each storage miss.
+    pub latency: Option<Duration>,
+    /// Parallel strategy.
+    pub strategy: Strategy,
+}
+
+fn time_runs(
+    exec: &dyn BlockExecutor,
+    p: &Prepared,
+    repeats: usize,
+    latency: Option<Duration>,
+) -> Result<(Duration, BlockOutput), BenchError> {
+    let mut times = Vec::with_capacity(repeats);
+    let mut last = None;
+    for _ in 0..repeats.max(1) {
+        let slow;
+        let view: &dyn StateView = match latency {
+            Some(l) => {
+                slow = SlowState::new(&p.pre, l);
+                &slow
+            }
+            None => &p.pre,
+        };
+        let started = Instant::now();
+        let out = exec.execute(&p.block, &p.txs, view)?;
+        times.push((started.elapsed(), out.stats.clone()));
+        last = Some(out);
+    }
+    times.sort_by_key(|(t, _)| *t);
+    let (median, stats) = times[times.len() / 2].clone();
+    let mut out = last.ok_or_else(|| BenchError::Scenario("no run".into()))?;
+    out.stats = stats;
+    Ok((median, out))
+}
+
+/// Measures the sequential executor and the parallel executor at each thread count.
+pub fn measure(p: &Prepared, bench: &ExecBench) -> Result<Vec<Measurement>, BenchError> {
+    let codes = Arc::new(CodeCache::default());
+    let seq = SequentialExecutor::new(CHAIN, codes.clone());
+    seq.execute(&p.block, &p.warmup, &p.pre_warmup)?;
+    let (seq_time, seq_out) = time_runs(&seq, p, bench.repeats, bench.latency)?;
+    let gas = seq_out.gas_used as f64;
+    let mut out = vec![Measurement {
+        executor: "sequential".into(),
+        threads: 1,
+        micros: seq_time.as_micros() as u64,
+        gas_per_second: gas / seq_time.as_secs_f64(),
+        speedup: 1.0,
+        strategy: "sequential".into(),
+        reexecutions: 0,
+        mispredicted: 0,
+        precision: None,
+        recall: None,
+        stats: seq_out.stats,
+    }];
+    for &threads in &bench.threads {
+        let mut config = ParallelConfig::with_threads(threads);
+        config.strategy = bench.strategy;
+        let par = ParallelExecutor::new(CHAIN, codes.clone(), config);
+        par.execute(&p.block, &p.warmup, &p.pre_warmup)?;
+        let (time, result) = time_runs(&par, p, bench.repeats, bench.latency)?;
+        if result.results != seq_out.results || result.gas_used != seq_out.gas_used {
+            return Err(BenchError::Scenario(format!(
+                "parallel results with {threads} threads differ from sequential"
+            )));
+        }
+        // Prediction accuracy from one extra run that measures it.
+        config.measure_accuracy = true;
+        let probe = ParallelExecutor::new(CHAIN, codes.clone(), config);
+        probe.execute(&p.block, &p.warmup, &p.pre_warmup)?;
+        let accuracy = probe.execute(&p.block, &p.txs, &p.pre)?.stats;
+        out.push(Measurement {
+            executor: "parallel".into(),
+            threads,
+            micros: time.as_micros() as u64,
+            gas_per_second: gas / time.as_secs_f64(),
+            speedup: seq_time.as_secs_f64() / time.as_secs_f64(),
+            strategy: result.stats.strategy.to_string(),
+            reexecutions: result.stats.reexecutions(p.txs.len()),
+            mispredicted: result.stats.mispredicted,
+            precision: accuracy.precision(),
+            recall: accuracy.recall(),
+            stats: result.stats,
+        });
+    }
+    Ok(out)
+}
