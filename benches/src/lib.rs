@@ -271,41 +271,49 @@ pub struct ExecBench {
     pub strategy: Strategy,
 }
 
-fn time_runs(
-    exec: &dyn BlockExecutor,
-    p: &Prepared,
-    repeats: usize,
-    latency: Option<Duration>,
-) -> Result<(Duration, BlockOutput), BenchError> {
-    let mut times = Vec::with_capacity(repeats);
-    let mut last = None;
-    for _ in 0..repeats.max(1) {
-        let slow;
-        let view: &dyn StateView = match latency {
-            Some(l) => {
-                slow = SlowState::new(&p.pre, l);
-                &slow
-            }
-            None => &p.pre,
-        };
-        let started = Instant::now();
-        let out = exec.execute(&p.block, &p.txs, view)?;
-        times.push((started.elapsed(), out.stats.clone()));
-        last = Some(out);
-    }
-    times.sort_by_key(|(t, _)| *t);
-    let (median, stats) = times[times.len() / 2].clone();
-    let mut out = last.ok_or_else(|| BenchError::Scenario("no run".into()))?;
-    out.stats = stats;
-    Ok((median, out))
-}
-
-/// Measures the sequential executor and the parallel executor at each thread count.
+/// Measures the sequential executor and the parallel executor at each thread count. Runs are
+/// interleaved (every executor once per round), so the machine's noise hits all of them alike;
+/// medians are reported.
 pub fn measure(p: &Prepared, bench: &ExecBench) -> Result<Vec<Measurement>, BenchError> {
     let codes = Arc::new(CodeCache::default());
-    let seq = SequentialExecutor::new(CHAIN, codes.clone());
-    seq.execute(&p.block, &p.warmup, &p.pre_warmup)?;
-    let (seq_time, seq_out) = time_runs(&seq, p, bench.repeats, bench.latency)?;
+    let mut executors: Vec<(usize, Box<dyn BlockExecutor>)> =
+        vec![(0, Box::new(SequentialExecutor::new(CHAIN, codes.clone())))];
+    for &threads in &bench.threads {
+        let mut config = ParallelConfig::with_threads(threads);
+        config.strategy = bench.strategy;
+        executors.push((threads, Box::new(ParallelExecutor::new(CHAIN, codes.clone(), config))));
+    }
+    // Warm-up: the block before, as a running node would have executed it.
+    for (_, e) in &executors {
+        e.execute(&p.block, &p.warmup, &p.pre_warmup)?;
+    }
+    let slow;
+    let view: &dyn StateView = match bench.latency {
+        Some(l) => {
+            slow = SlowState::new(&p.pre, l);
+            &slow
+        }
+        None => &p.pre,
+    };
+    let mut times: Vec<Vec<(Duration, ExecStats)>> = vec![Vec::new(); executors.len()];
+    let mut outputs: Vec<Option<BlockOutput>> = (0..executors.len()).map(|_| None).collect();
+    for round in 0..bench.repeats.max(1) {
+        for k in 0..executors.len() {
+            let e = (k + round) % executors.len();
+            let started = Instant::now();
+            let out = executors[e].1.execute(&p.block, &p.txs, view)?;
+            times[e].push((started.elapsed(), out.stats.clone()));
+            outputs[e] = Some(out);
+        }
+    }
+    let median = |v: &mut Vec<(Duration, ExecStats)>| {
+        v.sort_by_key(|(t, _)| *t);
+        v[v.len() / 2].clone()
+    };
+    let (seq_time, seq_stats) = median(&mut times[0]);
+    let seq_out = outputs[0]
+        .take()
+        .ok_or_else(|| BenchError::Scenario("no sequential run".into()))?;
     let gas = seq_out.gas_used as f64;
     let mut out = vec![Measurement {
         executor: "sequential".into(),
@@ -318,36 +326,37 @@ pub fn measure(p: &Prepared, bench: &ExecBench) -> Result<Vec<Measurement>, Benc
         mispredicted: 0,
         precision: None,
         recall: None,
-        stats: seq_out.stats,
+        stats: seq_stats,
     }];
-    for &threads in &bench.threads {
-        let mut config = ParallelConfig::with_threads(threads);
-        config.strategy = bench.strategy;
-        let par = ParallelExecutor::new(CHAIN, codes.clone(), config);
-        par.execute(&p.block, &p.warmup, &p.pre_warmup)?;
-        let (time, result) = time_runs(&par, p, bench.repeats, bench.latency)?;
+    for (k, (threads, _)) in executors.iter().enumerate().skip(1) {
+        let result = outputs[k]
+            .take()
+            .ok_or_else(|| BenchError::Scenario("no parallel run".into()))?;
         if result.results != seq_out.results || result.gas_used != seq_out.gas_used {
             return Err(BenchError::Scenario(format!(
                 "parallel results with {threads} threads differ from sequential"
             )));
         }
+        let (time, stats) = median(&mut times[k]);
         // Prediction accuracy from one extra run that measures it.
+        let mut config = ParallelConfig::with_threads(*threads);
+        config.strategy = bench.strategy;
         config.measure_accuracy = true;
         let probe = ParallelExecutor::new(CHAIN, codes.clone(), config);
         probe.execute(&p.block, &p.warmup, &p.pre_warmup)?;
         let accuracy = probe.execute(&p.block, &p.txs, &p.pre)?.stats;
         out.push(Measurement {
             executor: "parallel".into(),
-            threads,
+            threads: *threads,
             micros: time.as_micros() as u64,
             gas_per_second: gas / time.as_secs_f64(),
             speedup: seq_time.as_secs_f64() / time.as_secs_f64(),
-            strategy: result.stats.strategy.to_string(),
-            reexecutions: result.stats.reexecutions(p.txs.len()),
-            mispredicted: result.stats.mispredicted,
+            strategy: stats.strategy.to_string(),
+            reexecutions: stats.reexecutions(p.txs.len()),
+            mispredicted: stats.mispredicted,
             precision: accuracy.precision(),
             recall: accuracy.recall(),
-            stats: result.stats,
+            stats,
         });
     }
     Ok(out)

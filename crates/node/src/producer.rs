@@ -73,6 +73,7 @@ impl Producer {
         };
         let output = self.executor.execute(&ctx, &candidates, &snapshot)?;
         let executed = started.elapsed();
+        let exec_stats = output.stats.clone();
 
         let mut body = Vec::with_capacity(candidates.len());
         let mut receipts = Vec::with_capacity(candidates.len());
@@ -138,6 +139,10 @@ impl Producer {
                 gas = block.header.gas_used,
                 exec_ms = executed.as_millis() as u64,
                 total_ms = committed.as_millis() as u64,
+                strategy = exec_stats.strategy,
+                groups = exec_stats.groups,
+                reexecuted = exec_stats.reexecutions(txs + rejected.len()),
+                mispredicted = exec_stats.mispredicted,
                 "committed block"
             );
         } else {

@@ -295,7 +295,7 @@ impl Predictor {
         base: &BaseState<'_>,
         coinbase: Address,
     ) {
-        const SAMPLE: usize = 2048;
+        const SAMPLE: usize = 512;
         let stride = txs.len().div_ceil(SAMPLE).max(1);
         type Update = (u32, HashMap<Location, (u32, bool)>);
         let mut updates: HashMap<HintKey, Update> = HashMap::default();

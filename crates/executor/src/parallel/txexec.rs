@@ -130,7 +130,7 @@ impl<'a, S: ReadSource> TxDb<'a, S> {
         Self {
             source,
             shared,
-            reads: Vec::with_capacity(16),
+            reads: Vec::with_capacity(64),
             codes: HashMap::default(),
         }
     }
@@ -254,10 +254,8 @@ pub fn execute<S: ReadSource>(
     }
     .run(evm);
     let state = evm.ctx.journal_mut().finalize();
-    let reads = std::mem::replace(
-        &mut evm.ctx.journaled_state.database.reads,
-        Vec::with_capacity(16),
-    );
+    // The scratch buffer keeps its capacity; the run keeps an exactly sized copy.
+    let reads = evm.ctx.journaled_state.database.reads.to_vec();
     match outcome {
         Ok(result) => {
             let outcome = outcome_of(result);
@@ -430,7 +428,7 @@ fn native_transfer<S: ReadSource>(
             output: Bytes::new(),
             created: None,
         }),
-        reads: std::mem::replace(&mut db.reads, Vec::with_capacity(8)),
+        reads: db.reads.to_vec(),
         writes: TxWrites {
             ops,
             wipes: Vec::new(),
