@@ -13,6 +13,7 @@ use pharos_executor::{
 };
 
 fn exec(c: &mut Criterion) {
+    pharos_benches::retain_freed_memory();
     let txs: usize = std::env::var("PHAROS_BENCH_TXS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -427,6 +427,7 @@ fn run_bench_exec(args: ExecArgs) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    pharos_benches::retain_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -61,8 +61,28 @@ pub type SortedFold = (Vec<(Address, AccountFold)>, Vec<(B256, Bytes)>);
 /// A worker's fold of the groups it ran.
 #[derive(Debug, Default)]
 pub struct WorkerFold {
-    accounts: HashMap<Address, AccountFold>,
+    /// Where each account's fold sits in `slab` (folds are large: they move once, not on every
+    /// rehash or sort swap).
+    index: HashMap<Address, usize>,
+    slab: Vec<(Address, AccountFold)>,
     codes: Vec<(B256, Bytes)>,
+}
+
+impl WorkerFold {
+    fn fold(&mut self, address: Address) -> &mut AccountFold {
+        let slab = &mut self.slab;
+        let i = *self.index.entry(address).or_insert_with(|| {
+            slab.push((
+                address,
+                AccountFold {
+                    group: usize::MAX,
+                    ..Default::default()
+                },
+            ));
+            slab.len() - 1
+        });
+        &mut self.slab[i].1
+    }
 }
 
 impl WorkerFold {
@@ -70,7 +90,7 @@ impl WorkerFold {
     /// block order).
     pub fn add(&mut self, group: usize, writes: &TxWrites) -> Result<(), StateError> {
         for a in &writes.wipes {
-            let f = self.accounts.entry(*a).or_default();
+            let f = self.fold(*a);
             f.wiped = true;
             f.storage.clear();
         }
@@ -78,10 +98,7 @@ impl WorkerFold {
         for (location, op) in &writes.ops {
             match (location, op) {
                 (Location::Account(a), op) => {
-                    let f = self.accounts.entry(*a).or_insert_with(|| AccountFold {
-                        group: usize::MAX,
-                        ..Default::default()
-                    });
+                    let f = self.fold(*a);
                     if f.group != group {
                         f.group = group;
                         f.group_delta = U256::ZERO;
@@ -101,11 +118,7 @@ impl WorkerFold {
                     }
                 }
                 (Location::Storage(a, slot), WriteOp::Set(Value::Storage(v))) => {
-                    self.accounts
-                        .entry(*a)
-                        .or_default()
-                        .storage
-                        .insert(*slot, *v);
+                    self.fold(*a).storage.insert(*slot, *v);
                 }
                 (l, op) => {
                     return Err(StateError(format!(
@@ -120,13 +133,19 @@ impl WorkerFold {
     /// The fold's accounts sorted by address, with the pre-block state of those it did not
     /// replace (done on the worker's thread).
     pub fn into_sorted(self, base: &BaseState<'_>) -> Result<SortedFold, StateError> {
-        let mut accounts: Vec<(Address, AccountFold)> = self.accounts.into_iter().collect();
-        for (a, f) in &mut accounts {
-            if f.set.is_none() {
-                f.base = Some(base.account(*a)?);
+        let mut order: Vec<(Address, usize)> = self.index.into_iter().collect();
+        order.sort_unstable_by_key(|(a, _)| *a);
+        let mut slab: Vec<Option<(Address, AccountFold)>> =
+            self.slab.into_iter().map(Some).collect();
+        let mut accounts = Vec::with_capacity(order.len());
+        for (_, i) in order {
+            if let Some((a, mut f)) = slab[i].take() {
+                if f.set.is_none() {
+                    f.base = Some(base.account(a)?);
+                }
+                accounts.push((a, f));
             }
         }
-        accounts.sort_unstable_by_key(|(a, _)| *a);
         Ok((accounts, self.codes))
     }
 }
