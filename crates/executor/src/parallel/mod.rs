@@ -252,11 +252,13 @@ impl ParallelExecutor {
         block: &BlockContext,
         base: &BaseState<'_>,
         threads: usize,
+        depth: usize,
     ) -> Result<Vec<AccessPrediction>, ExecError> {
-        const CHUNK: usize = 256;
         let txs = &txs[range];
-        if threads <= 1 || txs.len() <= CHUNK {
-            let mut cache = predict::PredictCache::default();
+        // Enough chunks to keep every thread busy, not so small that claiming them costs.
+        let chunk = (txs.len() / (threads * 4)).clamp(16, 256);
+        if threads <= 1 || txs.len() <= chunk {
+            let mut cache = predict::PredictCache::with_call_depth(depth);
             return txs
                 .iter()
                 .map(|tx| {
@@ -269,13 +271,13 @@ impl ParallelExecutor {
         let next = AtomicUsize::new(0);
         let chunks = on_threads(threads, || {
             let mut out = Vec::new();
-            let mut cache = predict::PredictCache::default();
+            let mut cache = predict::PredictCache::with_call_depth(depth);
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(chunk) = txs.chunks(CHUNK).nth(k) else {
+                let Some(part) = txs.chunks(chunk).nth(k) else {
                     break;
                 };
-                let predicted: Result<Vec<_>, StateError> = chunk
+                let predicted: Result<Vec<_>, StateError> = part
                     .iter()
                     .map(|tx| self.predictor.predict(tx, block, base, &mut cache))
                     .collect();
@@ -632,18 +634,45 @@ impl BlockExecutor for ParallelExecutor {
             .map(|t| Location::Account(t.sender()))
             .collect();
         let slow_view = base.probe(&senders)?;
+        // Against slow storage, prediction itself waits on reads: first fetch what every
+        // transaction obviously touches (its sender and recipient) with many readers, and
+        // predict with as many threads as preloading uses.
+        let predict_threads = if slow_view {
+            let t = Instant::now();
+            let obvious = base::dedup(txs.iter().flat_map(|tx| {
+                std::iter::once(Location::Account(tx.sender()))
+                    .chain(tx.to().map(Location::Account))
+            }));
+            base.preload(&obvious, self.config.preload_threads)?;
+            stats.preload_us += micros(t);
+            self.config.preload_threads.max(self.config.threads)
+        } else {
+            self.config.threads
+        };
+        let depth = if slow_view {
+            sali::DEEP_CALL_DEPTH
+        } else {
+            sali::SHALLOW_CALL_DEPTH
+        };
         let t = Instant::now();
         // In auto mode a sample decides first: a block that is one dependent chain goes
         // sequential before paying for the rest of the prediction.
         let sample = if auto { n.min(PREDICTION_SAMPLE) } else { 0 };
-        let mut predictions = self.predict(txs, 0..sample, block, &base, 1)?;
+        let mut predictions = self.predict(
+            txs,
+            0..sample,
+            block,
+            &base,
+            if slow_view { predict_threads } else { 1 },
+            depth,
+        )?;
         if sample > 0 && sample < n && !worth_it(&groups::partition(&predictions), 0..sample) {
             let predict_us = micros(t);
             let mut out = self.sequential(block, txs, state, "sequential (sampled dependent)")?;
             out.stats.predict_us = predict_us;
             return Ok(out);
         }
-        predictions.extend(self.predict(txs, sample..n, block, &base, self.config.threads)?);
+        predictions.extend(self.predict(txs, sample..n, block, &base, predict_threads, depth)?);
         let partition = groups::partition(&predictions);
 
         stats.predict_us = micros(t);
@@ -661,7 +690,7 @@ impl BlockExecutor for ParallelExecutor {
             let t = Instant::now();
             let locations = base::dedup(predictions.iter().flat_map(|p| p.locations()));
             base.preload(&locations, self.config.preload_threads)?;
-            stats.preload_us = micros(t);
+            stats.preload_us += micros(t);
         }
 
         let shared = Shared::new(&base, &self.codes, *block, self.spec, self.chain_id);

@@ -28,7 +28,8 @@ type ActiveHint = std::sync::Arc<Vec<(Location, bool)>>;
 /// shared lock or reference count per transaction.
 #[derive(Default)]
 pub struct PredictCache {
-    templates: TemplateCache,
+    /// Templates, remembered calls and pre-state reads.
+    pub templates: TemplateCache,
     hints: HashMap<HintKey, Option<ActiveHint>>,
 }
 use crate::StateError;
@@ -184,6 +185,15 @@ fn selector(input: &[u8]) -> Option<[u8; 4]> {
     input.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok())
 }
 
+impl PredictCache {
+    /// A cache that follows calls `depth` levels deep.
+    pub fn with_call_depth(depth: usize) -> Self {
+        let mut c = Self::default();
+        c.templates.max_depth = depth;
+        c
+    }
+}
+
 impl Predictor {
     /// The static analyzer (exposed for benchmarks and tests).
     pub fn analyzer(&self) -> &Analyzer {
@@ -259,8 +269,11 @@ impl Predictor {
                     p.read(*l);
                 }
             }
-            p.complete = false;
-            return Ok(p.finish());
+            // Against slow storage every miss stalls a worker: analyse as well, deeply.
+            if cache.templates.max_depth <= super::sali::SHALLOW_CALL_DEPTH {
+                p.complete = false;
+                return Ok(p.finish());
+            }
         }
         // Static analysis, resolved with this transaction's caller and calldata.
         let accesses = match self.analyzer.resolve(

@@ -164,11 +164,14 @@ pub enum Resolved {
 const MAX_STEPS: usize = 60_000;
 const MAX_PATHS: usize = 2_000;
 const MAX_VISITS_PER_PC: u32 = 24;
-/// Calls followed from a transaction's callee: its own calls are resolved (an AMM router's calls
-/// into the pair reach the reserves), theirs are not (the pair's token transfers); what is not
-/// followed is left to the executor's check, which is cheaper than resolving it for every
-/// transaction.
-const MAX_CALL_DEPTH: usize = 2;
+/// Calls followed from a transaction's callee when state reads are cheap: its own calls are
+/// resolved (an AMM router's calls into the pair reach the reserves), theirs are not (the pair's
+/// token transfers); what is not followed is left to the executor's check, which is cheaper
+/// than resolving it for every transaction.
+pub const SHALLOW_CALL_DEPTH: usize = 2;
+/// Calls followed when state reads are slow: every unpredicted read would stall a worker, so
+/// deeper resolution (and preloading what it finds) pays for itself.
+pub const DEEP_CALL_DEPTH: usize = 4;
 
 #[derive(Clone)]
 struct Path {
@@ -787,6 +790,8 @@ pub struct Analyzer {
 /// `getReserves()` is the same for every swap on it).
 #[derive(Default)]
 pub struct TemplateCache {
+    /// How many levels of calls to follow (0 means [`SHALLOW_CALL_DEPTH`]).
+    pub max_depth: usize,
     templates: HashMap<TemplateKey, Arc<Template>>,
     calls: HashMap<(B256, Address, Address, Bytes), (Accesses, bool)>,
     /// Pre-block state read while resolving.
@@ -941,7 +946,12 @@ impl Analyzer {
                 continue;
             };
             out.reads.push(Location::Account(target));
-            if depth + 1 >= MAX_CALL_DEPTH {
+            let max_depth = if cache.max_depth == 0 {
+                SHALLOW_CALL_DEPTH
+            } else {
+                cache.max_depth
+            };
+            if depth + 1 >= max_depth {
                 complete = false;
                 continue;
             }
