@@ -716,3 +716,80 @@ fn mispredicted_cross_group_access_is_repaired() {
         );
     }
 }
+
+/// A view that answers like a disk: the executor then preloads with many readers, predicts with
+/// many threads and follows calls deeper. Results must not change.
+struct SlowView<'a>(&'a MemoryState);
+
+impl pharos_executor::StateView for SlowView<'_> {
+    fn account(
+        &self,
+        address: Address,
+    ) -> Result<Option<pharos_primitives::AccountState>, pharos_executor::StateError> {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+        self.0.account(address)
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, pharos_executor::StateError> {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+        self.0.storage(address, slot)
+    }
+    fn code(&self, hash: B256) -> Result<Option<Bytes>, pharos_executor::StateError> {
+        self.0.code(hash)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, pharos_executor::StateError> {
+        self.0.block_hash(number)
+    }
+}
+
+#[test]
+fn slow_storage_path_matches() {
+    let world = world();
+    let mut u = world.universe.clone();
+    let mut txs = u.erc20_transfers(40);
+    txs.extend(u.transfers(40));
+    if !u.pairs.is_empty() {
+        txs.extend(u.swaps(40, 30));
+    }
+    let ops = [
+        Op::Nested {
+            from: 3,
+            chaos: 0,
+            targets: vec![1],
+        },
+        Op::Increment { from: 5, chaos: 1 },
+        Op::ReadCoinbase { from: 6, chaos: 2 },
+    ];
+    for o in &ops {
+        txs.push(build_tx(&mut u, Address::repeat_byte(0xcb), o));
+    }
+    let txs: Vec<Arc<RecoveredTx>> = txs.into_iter().map(Arc::new).collect();
+    let ctx = block(12, Address::repeat_byte(0xcb));
+    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
+        .execute(&ctx, &txs, &world.pre)
+        .expect("sequential");
+    for strategy in [
+        ExecStrategy::Auto,
+        ExecStrategy::Groups,
+        ExecStrategy::BlockStm,
+    ] {
+        let mut config = ParallelConfig::with_threads(2);
+        config.strategy = strategy;
+        let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+        let par = exec
+            .execute(&ctx, &txs, &SlowView(&world.pre))
+            .expect("parallel");
+        if strategy != ExecStrategy::Auto {
+            assert!(
+                par.stats.preload_us > 0,
+                "{strategy:?} preloaded: {:?}",
+                par.stats
+            );
+        }
+        assert_same(
+            &format!("slow storage, {strategy:?}"),
+            &world.pre,
+            &seq,
+            &par,
+        );
+    }
+}

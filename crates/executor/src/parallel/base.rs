@@ -152,6 +152,28 @@ impl<'a> BaseState<'a> {
     }
 }
 
+/// The cached pre-state is itself a view: the sequential fallback reuses what was preloaded.
+impl StateView for BaseState<'_> {
+    fn account(
+        &self,
+        address: Address,
+    ) -> Result<Option<pharos_primitives::AccountState>, StateError> {
+        BaseState::account(self, address)
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        BaseState::storage(self, address, slot)
+    }
+    fn code(
+        &self,
+        code_hash: alloy_primitives::B256,
+    ) -> Result<Option<alloy_primitives::Bytes>, StateError> {
+        self.view.code(code_hash)
+    }
+    fn block_hash(&self, number: u64) -> Result<alloy_primitives::B256, StateError> {
+        self.view.block_hash(number)
+    }
+}
+
 /// Deduplicates locations, keeping first-seen order.
 pub fn dedup<T: Hash + Eq + Copy>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut seen: alloy_primitives::map::HashSet<T> = Default::default();

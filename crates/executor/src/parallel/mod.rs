@@ -668,8 +668,10 @@ impl BlockExecutor for ParallelExecutor {
         )?;
         if sample > 0 && sample < n && !worth_it(&groups::partition(&predictions), 0..sample) {
             let predict_us = micros(t);
-            let mut out = self.sequential(block, txs, state, "sequential (sampled dependent)")?;
+            let preload_us = stats.preload_us;
+            let mut out = self.sequential(block, txs, &base, "sequential (sampled dependent)")?;
             out.stats.predict_us = predict_us;
+            out.stats.preload_us = preload_us;
             return Ok(out);
         }
         predictions.extend(self.predict(txs, sample..n, block, &base, predict_threads, depth)?);
@@ -679,8 +681,9 @@ impl BlockExecutor for ParallelExecutor {
         stats.groups = partition.groups.len();
         stats.largest_group = partition.groups.iter().map(Vec::len).max().unwrap_or(0);
         if auto && !worth_it(&partition, 0..n) {
-            let mut out = self.sequential(block, txs, state, "sequential (predicted dependent)")?;
+            let mut out = self.sequential(block, txs, &base, "sequential (predicted dependent)")?;
             out.stats.predict_us = stats.predict_us;
+            out.stats.preload_us = stats.preload_us;
             out.stats.groups = stats.groups;
             out.stats.largest_group = stats.largest_group;
             return Ok(out);
