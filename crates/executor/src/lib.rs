@@ -52,35 +52,26 @@ pub trait StateView: Send + Sync {
     fn block_hash(&self, number: u64) -> Result<B256, StateError>;
 }
 
-impl<T: StateView + ?Sized> StateView for &T {
-    fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
-        (**self).account(address)
-    }
-    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
-        (**self).storage(address, slot)
-    }
-    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
-        (**self).code(code_hash)
-    }
-    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
-        (**self).block_hash(number)
-    }
+/// Views behind references and shared pointers are views.
+macro_rules! forward_state_view {
+    ($($t:ty),*) => {$(
+        impl<T: StateView + ?Sized> StateView for $t {
+            fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
+                (**self).account(address)
+            }
+            fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+                (**self).storage(address, slot)
+            }
+            fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
+                (**self).code(code_hash)
+            }
+            fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+                (**self).block_hash(number)
+            }
+        }
+    )*};
 }
-
-impl<T: StateView + ?Sized> StateView for Arc<T> {
-    fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
-        (**self).account(address)
-    }
-    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
-        (**self).storage(address, slot)
-    }
-    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
-        (**self).code(code_hash)
-    }
-    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
-        (**self).block_hash(number)
-    }
-}
+forward_state_view!(&T, Arc<T>);
 
 /// What happened to one transaction of an executed block.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -132,17 +132,22 @@ impl<'a> Overlay<'a> {
     }
 }
 
+/// revm's view of an account; its code is fetched by hash when needed.
+pub(crate) fn account_info(a: &AccountState) -> AccountInfo {
+    AccountInfo {
+        balance: a.balance,
+        nonce: a.nonce,
+        code_hash: a.code_hash,
+        code: None,
+        ..Default::default()
+    }
+}
+
 impl Database for Overlay<'_> {
     type Error = StateError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        Ok(self.load(address)?.info.map(|a| AccountInfo {
-            balance: a.balance,
-            nonce: a.nonce,
-            code_hash: a.code_hash,
-            code: None,
-            ..Default::default()
-        }))
+        Ok(self.load(address)?.info.as_ref().map(account_info))
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {

@@ -697,6 +697,9 @@ impl BlockExecutor for ParallelExecutor {
         }
 
         let shared = Shared::new(&base, &self.codes, *block, self.spec, self.chain_id);
+        // The group phase may produce the diff itself (from its workers' folds).
+        let mut folded = None;
+        let mut merge_started = None;
         let t = Instant::now();
         let runs: Vec<TxRun> = if self.config.strategy == Strategy::BlockStm {
             stats.strategy = "block-stm";
@@ -722,51 +725,45 @@ impl BlockExecutor for ParallelExecutor {
             stats.execute_us = micros(t);
             if let Some(folds) = folds {
                 // Every transaction stayed inside its prediction: no group could see another.
+                merge_started = Some(Instant::now());
+                folded = Some(fold::into_diff(folds, &base)?);
+                runs
+            } else {
+                // Some access escaped its prediction: check for real conflicts between groups.
+                stats.strategy = "groups (checked)";
                 let t = Instant::now();
-                let diff = fold::into_diff(folds, &base)?;
-                return Ok(self.finish(
-                    txs,
-                    runs,
-                    diff,
-                    &predictions,
-                    block,
-                    &base,
-                    stats,
-                    t,
-                    started,
-                ));
-            }
-            // Some access escaped its prediction: check for real conflicts between groups.
-            stats.strategy = "groups (checked)";
-            let t = Instant::now();
-            let (first, count) = first_misprediction(&runs, &partition.group_of);
-            stats.validate_us = micros(t);
-            stats.mispredicted = count;
-            match first {
-                None => runs,
-                Some(first) => {
-                    stats.strategy = "groups+block-stm";
-                    let t = Instant::now();
-                    let mv = MvMemory::new(n);
-                    let slots: Vec<Mutex<Option<TxRun>>> = runs
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, mut run)| {
-                            let reads = std::mem::take(&mut run.reads);
-                            mv.record(i, &run.writes, reads);
-                            Mutex::new(Some(run))
-                        })
-                        .collect();
-                    let scheduler = Scheduler::new_executed(n, first);
-                    self.block_stm(&shared, txs, &mv, &scheduler, &slots, None, &mut stats)?;
-                    stats.repair_us = micros(t);
-                    collect(slots, &mv)?
+                let (first, count) = first_misprediction(&runs, &partition.group_of);
+                stats.validate_us = micros(t);
+                stats.mispredicted = count;
+                match first {
+                    None => runs,
+                    Some(first) => {
+                        stats.strategy = "groups+block-stm";
+                        let t = Instant::now();
+                        let mv = MvMemory::new(n);
+                        let slots: Vec<Mutex<Option<TxRun>>> = runs
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, mut run)| {
+                                let reads = std::mem::take(&mut run.reads);
+                                mv.record(i, &run.writes, reads);
+                                Mutex::new(Some(run))
+                            })
+                            .collect();
+                        let scheduler = Scheduler::new_executed(n, first);
+                        self.block_stm(&shared, txs, &mv, &scheduler, &slots, None, &mut stats)?;
+                        stats.repair_us = micros(t);
+                        collect(slots, &mv)?
+                    }
                 }
             }
         };
 
-        let t = Instant::now();
-        let diff = diff::build(runs.iter().map(|r| &r.writes), &base)?;
+        let t = merge_started.unwrap_or_else(Instant::now);
+        let diff = match folded {
+            Some(d) => d,
+            None => diff::build(runs.iter().map(|r| &r.writes), &base)?,
+        };
         Ok(self.finish(
             txs,
             runs,

@@ -161,13 +161,10 @@ impl<S: ReadSource> Database for TxDb<'_, S> {
     type Error = ReadError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        Ok(self.account(address, ReadKind::Full)?.map(|a| AccountInfo {
-            balance: a.balance,
-            nonce: a.nonce,
-            code_hash: a.code_hash,
-            code: None,
-            ..Default::default()
-        }))
+        Ok(self
+            .account(address, ReadKind::Full)?
+            .as_ref()
+            .map(crate::overlay::account_info))
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
