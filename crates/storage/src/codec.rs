@@ -145,10 +145,71 @@ pub fn decode_receipts(bytes: &[u8]) -> Result<Vec<StoredReceipt>, StoreError> {
     Ok(out)
 }
 
+/// Journal layout: count (u32) then, per account, hashed address (32) | wiped (1) | slot count
+/// (u32) | hashed slots (32 each).
+pub fn encode_journal<S: ExactSizeIterator<Item = B256>>(
+    accounts: impl ExactSizeIterator<Item = (B256, bool, S)>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(accounts.len() as u32).to_be_bytes());
+    for (hashed, wiped, slots) in accounts {
+        out.extend_from_slice(hashed.as_slice());
+        out.push(wiped as u8);
+        out.extend_from_slice(&(slots.len() as u32).to_be_bytes());
+        for slot in slots {
+            out.extend_from_slice(slot.as_slice());
+        }
+    }
+    out
+}
+
+/// A decoded journal entry: per account, hashed address, wiped, hashed slots.
+pub type JournalEntry = Vec<(B256, bool, Vec<B256>)>;
+
+/// Inverse of [`encode_journal`].
+pub fn decode_journal(bytes: &[u8]) -> Result<JournalEntry, StoreError> {
+    let mut r = Reader {
+        bytes,
+        what: "trie journal",
+    };
+    let count = r.u32()? as usize;
+    let mut out = Vec::with_capacity(count.min(bytes.len() / 37));
+    for _ in 0..count {
+        let hashed = B256::from_slice(r.take(32)?);
+        let wiped = match r.take(1)?[0] {
+            0 => false,
+            1 => true,
+            other => return Err(StoreError::Corrupt(format!("trie journal flag {other}"))),
+        };
+        let n = r.u32()? as usize;
+        let mut slots = Vec::with_capacity(n.min(r.bytes.len() / 32));
+        for _ in 0..n {
+            slots.push(B256::from_slice(r.take(32)?));
+        }
+        out.push((hashed, wiped, slots));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn journal_round_trips() {
+        let entry = vec![
+            (
+                B256::repeat_byte(1),
+                false,
+                vec![B256::repeat_byte(2), B256::repeat_byte(3)],
+            ),
+            (B256::repeat_byte(4), true, vec![]),
+        ];
+        let bytes = encode_journal(entry.iter().map(|(h, w, s)| (*h, *w, s.iter().copied())));
+        assert_eq!(decode_journal(&bytes).unwrap(), entry);
+        assert!(decode_journal(&bytes[..bytes.len() - 1]).is_err());
+    }
 
     #[test]
     fn account_record_round_trips() {
@@ -171,6 +232,7 @@ mod tests {
         ) {
             let _ = decode_body(&bytes);
             let _ = decode_receipts(&bytes);
+            let _ = decode_journal(&bytes);
         }
     }
 }

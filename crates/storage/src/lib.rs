@@ -3,13 +3,15 @@
 //!
 //! # Design
 //! * **One write transaction per block.** [`Store::commit_block`] applies a block's
-//!   [`StateDiff`](pharos_primitives::StateDiff), computes the state root, and writes the header,
-//!   body, receipts, indexes and the new head in a single redb transaction. redb commits are
-//!   atomic and durable (copy-on-write B-trees, fsync on commit), so after a crash at any moment
-//!   the database holds exactly the last committed block and its matching state.
+//!   [`StateDiff`](pharos_primitives::StateDiff) to the state commitment (see [`commitment`]),
+//!   then writes the flat state, the trie journal, the header, body, receipts, indexes and the
+//!   new head in a single redb transaction. redb commits are atomic and durable (copy-on-write
+//!   B-trees, fsync on commit), so after a crash at any moment the database holds exactly the
+//!   last committed block and its matching state; the state trie catches up from its journal.
 //! * **Flat state** keyed by `keccak256(address)` and `keccak256(address) | keccak256(slot)`:
-//!   one lookup per account or slot, and iteration in trie order, so the Merkle-Patricia root is
-//!   computed by streaming (see [`commitment`]).
+//!   one lookup per account or slot, no trie walk on reads.
+//! * **The state trie** lives beside the chain database, in `<path>.trie`, checkpointed in the
+//!   background (see [`commitment::mpt`]).
 //! * **Snapshots.** [`Store::snapshot`] opens a read transaction: a consistent view of the head
 //!   block and its state that later commits do not disturb. It implements
 //!   [`StateView`](pharos_executor::StateView) for execution and serves RPC reads.
@@ -19,10 +21,14 @@
 
 pub mod codec;
 pub mod commitment;
+pub mod flat;
 mod snapshot;
 mod tables;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use alloy_consensus::Header;
 use alloy_primitives::{Address, B256, U256, keccak256};
@@ -34,6 +40,10 @@ use pharos_primitives::{
 use redb::{Database, ReadableDatabase};
 
 pub use codec::AccountRecord;
+pub use commitment::{
+    CommitmentConfig, HashedDiff, MptCommitment,
+    mpt::{AccountProof, CommitOutput, Recovery},
+};
 pub use snapshot::Snapshot;
 use tables::*;
 
@@ -107,11 +117,22 @@ pub struct Head {
     pub hash: B256,
 }
 
+/// How the store trades memory for speed.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    /// The state trie's checkpointing and memory.
+    pub commitment: CommitmentConfig,
+}
+
 /// The chain database.
 pub struct Store {
     db: Arc<Database>,
     head: RwLock<Arc<Head>>,
-    commit_lock: Mutex<()>,
+    /// Held for a whole block commit; holds the state commitment (`None` after a failed commit:
+    /// reopened from disk on next use).
+    commitment: Mutex<Option<MptCommitment>>,
+    trie_path: PathBuf,
+    config: StoreConfig,
     chain_id: u64,
 }
 
@@ -133,6 +154,15 @@ const SCHEMA_VERSION: u64 = 1;
 impl Store {
     /// Opens (or creates, writing genesis) the database at `path` for the chain `spec`.
     pub fn open(path: &Path, spec: &ChainSpec) -> Result<Self, StoreError> {
+        Self::open_with(path, spec, StoreConfig::default())
+    }
+
+    /// [`Store::open`] with explicit settings.
+    pub fn open_with(
+        path: &Path,
+        spec: &ChainSpec,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Db(format!("creating {}: {e}", parent.display())))?;
@@ -151,6 +181,9 @@ impl Store {
         drop(meta);
         drop(read);
 
+        let mut trie_path = path.as_os_str().to_owned();
+        trie_path.push(".trie");
+        let trie_path = PathBuf::from(trie_path);
         let store = match stored_genesis {
             None => {
                 let store = Self {
@@ -159,7 +192,9 @@ impl Store {
                         hash: spec.genesis_hash(),
                     })),
                     db,
-                    commit_lock: Mutex::new(()),
+                    commitment: Mutex::new(None),
+                    trie_path,
+                    config,
                     chain_id: spec.chain_id(),
                 };
                 store.write_genesis(spec)?;
@@ -190,12 +225,45 @@ impl Store {
                 Self {
                     head: RwLock::new(Arc::new(Head { header, hash })),
                     db,
-                    commit_lock: Mutex::new(()),
+                    commitment: Mutex::new(None),
+                    trie_path,
+                    config,
                     chain_id: spec.chain_id(),
                 }
             }
         };
+        let commitment = store.open_commitment()?;
+        *store.commitment.lock() = Some(commitment);
         Ok(store)
+    }
+
+    fn open_commitment(&self) -> Result<MptCommitment, StoreError> {
+        let head = self.head();
+        MptCommitment::open(
+            &self.trie_path,
+            &self.db,
+            head.header.number,
+            head.header.state_root,
+            self.config.commitment.clone(),
+        )
+    }
+
+    /// Runs `f` on the state commitment, reopening it from disk if a failed commit dropped it.
+    fn with_commitment<T>(
+        &self,
+        guard: &mut Option<MptCommitment>,
+        f: impl FnOnce(&mut MptCommitment) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if guard.is_none() {
+            *guard = Some(self.open_commitment()?);
+        }
+        let commitment = guard.as_mut().expect("opened above");
+        let result = f(commitment);
+        if result.is_err() {
+            // Its in-memory state may be ahead of the disk: start over from the checkpoint.
+            *guard = None;
+        }
+        result
     }
 
     fn write_genesis(&self, spec: &ChainSpec) -> Result<(), StoreError> {
@@ -230,8 +298,27 @@ impl Store {
         let header = spec.genesis_header().clone();
         let expected = header.state_root;
         let block = Block::seal(header, Vec::new());
+        let hashed = HashedDiff::new(&diff);
+        let storage_roots: Vec<B256> = hashed
+            .accounts
+            .iter()
+            .map(|a| {
+                let mut hb = alloy_trie::HashBuilder::default();
+                let mut slots: Vec<_> = a.storage.iter().filter(|s| !s.2.is_zero()).collect();
+                slots.sort_by_key(|s| s.0);
+                for (hashed_slot, _, value) in slots {
+                    hb.add_leaf(
+                        alloy_trie::Nibbles::unpack(hashed_slot),
+                        &alloy_rlp::encode(value),
+                    );
+                }
+                hb.root()
+            })
+            .collect();
         let txn = self.db.begin_write()?;
-        let computed = commitment::apply_diff(&txn, &diff)?;
+        flat::write(&txn, &diff, &hashed, &storage_roots)?;
+        let computed =
+            commitment::full_state_root(&txn.open_table(ACCOUNTS)?, &txn.open_table(STORAGE)?)?;
         if computed != expected {
             return Err(StoreError::GenesisMismatch { computed, expected });
         }
@@ -272,7 +359,7 @@ impl Store {
         receipts: Vec<StoredReceipt>,
         diff: &StateDiff,
     ) -> Result<Block, StoreError> {
-        let _guard = self.commit_lock.lock();
+        let mut guard = self.commitment.lock();
         let head = self.head();
         if header.parent_hash != head.hash || header.number != head.header.number + 1 {
             return Err(StoreError::NotOnHead {
@@ -281,16 +368,65 @@ impl Store {
                 head: head.hash,
             });
         }
-        let txn = self.db.begin_write()?;
-        header.state_root = commitment::apply_diff(&txn, diff)?;
-        let block = Block::seal(header, body);
-        write_block(&txn, &block, &receipts)?;
-        txn.commit()?;
+        let hashed = HashedDiff::new(diff);
+        let number = header.number;
+        let block = self.with_commitment(&mut guard, |commitment| {
+            let out = commitment.apply(number, &hashed)?;
+            header.state_root = out.root;
+            let block = Block::seal(header, body);
+            let txn = self.db.begin_write()?;
+            flat::write(&txn, diff, &hashed, &out.storage_roots)?;
+            {
+                let mut journal = txn.open_table(JOURNAL)?;
+                journal.insert(number, commitment::mpt::journal_entry(&hashed).as_slice())?;
+                let durable = commitment.durable_block();
+                journal.retain_in(..=durable, |_, _| false)?;
+            }
+            write_block(&txn, &block, &receipts)?;
+            txn.commit()?;
+            Ok(block)
+        })?;
         *self.head.write() = Arc::new(Head {
             header: block.header.clone(),
             hash: block.hash,
         });
+        if let Err(e) = self.with_commitment(&mut guard, |c| c.checkpoint(false)) {
+            tracing::warn!(error = %e, "state trie checkpoint failed; reopening from disk");
+        }
         Ok(block)
+    }
+
+    /// The EIP-1186 proof of `address` and `slots` at the head.
+    pub fn proof(&self, address: Address, slots: &[U256]) -> Result<AccountProof, StoreError> {
+        let mut guard = self.commitment.lock();
+        self.with_commitment(&mut guard, |c| c.proof(address, slots))
+    }
+
+    /// Writes the state trie's pending nodes and waits for them to be on disk, so the next
+    /// start needs no journal replay.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut guard = self.commitment.lock();
+        self.with_commitment(&mut guard, |c| {
+            c.checkpoint(true)?;
+            c.wait()
+        })
+    }
+
+    /// Closes the store without the final trie checkpoint, as a crash would leave it (the
+    /// checkpoint being written, if any, still completes). For tests of recovery.
+    #[doc(hidden)]
+    pub fn close_without_checkpoint(self) {
+        drop(self.commitment.lock().take());
+    }
+
+    /// How the state trie was brought to the head when the store opened.
+    pub fn trie_recovery(&self) -> Option<Recovery> {
+        self.commitment.lock().as_ref().map(|c| c.recovery())
+    }
+
+    /// Node counts of the state trie in memory: account trie, storage tries, open storage tries.
+    pub fn trie_memory(&self) -> Option<(pharos_trie::TrieStats, pharos_trie::TrieStats, usize)> {
+        self.commitment.lock().as_ref().map(|c| c.memory_stats())
     }
 }
 
@@ -307,6 +443,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(ACCOUNTS)?;
     txn.open_table(STORAGE)?;
     txn.open_table(CODES)?;
+    txn.open_table(JOURNAL)?;
     txn.commit()?;
     Ok(())
 }
@@ -356,6 +493,16 @@ fn write_block(
     txn.open_table(META)?
         .insert(META_HEAD, number.to_be_bytes().as_slice())?;
     Ok(())
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(commitment) = self.commitment.get_mut().as_mut()
+            && let Err(e) = commitment.checkpoint(true).and_then(|_| commitment.wait())
+        {
+            tracing::warn!(error = %e, "final state trie checkpoint failed");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use pharos_primitives::{AccountState, BlockBody, StoredReceipt};
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata};
 
 use crate::{
-    AccountRecord, Head, StoreError, codec, commitment::storage_key, log_address_key, tables::*,
+    AccountRecord, Head, StoreError, codec, flat::storage_key, log_address_key, tables::*,
 };
 
 /// A read transaction over the whole database. Cheap to open; holds no lock against writers.
@@ -173,9 +173,10 @@ impl Snapshot {
             .transpose()
     }
 
-    /// Recomputes the state root from the flat state (for checks; linear in the state size).
+    /// Recomputes the state root from the flat state alone, storage roots included (for
+    /// checks; linear in the state size).
     pub fn compute_state_root(&self) -> Result<B256, StoreError> {
-        crate::commitment::account_trie_root(&self.accounts)
+        crate::commitment::full_state_root(&self.accounts, &self.storage)
     }
 
     /// Number of accounts in the state.

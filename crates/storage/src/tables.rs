@@ -24,3 +24,6 @@ pub const ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("ac
 pub const STORAGE: TableDefinition<&[u8; 64], &[u8; 32]> = TableDefinition::new("storage");
 /// Code hash → code.
 pub const CODES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("codes");
+/// Block number → the hashed keys that block changed (see [`crate::codec::encode_journal`]):
+/// what the state trie replays after a crash. Pruned below the trie's durable checkpoint.
+pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("trie_journal");
