@@ -24,6 +24,8 @@ use pharos_primitives::{AccountState, RecoveredTx};
 use pharos_workload::scenario::{UniswapArtifacts, Universe, UniverseConfig};
 use serde::Serialize;
 
+pub mod state;
+
 const CHAIN: u64 = 1337;
 
 /// Keeps memory mimalloc has freed instead of returning it to the OS after a delay: a node

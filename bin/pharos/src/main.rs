@@ -44,6 +44,48 @@ enum BenchCommand {
     E2e(E2eArgs),
     /// Block execution: the sequential and the parallel executor on the same block.
     Exec(ExecArgs),
+    /// State at scale: commit time per block, disk bytes per account and peak memory with
+    /// millions of accounts in the store.
+    State(StateArgs),
+}
+
+#[derive(Args, Debug)]
+struct StateArgs {
+    /// Funded accounts to load (each also holds the benchmark's ERC-20 token).
+    #[arg(long, default_value_t = 1_000_000)]
+    accounts: u64,
+
+    /// Measured blocks.
+    #[arg(long, default_value_t = 10)]
+    blocks: u64,
+
+    /// ERC-20 transfers per measured block.
+    #[arg(long, default_value_t = 15_000)]
+    txs: usize,
+
+    /// Accounts per bulk-load block.
+    #[arg(long, default_value_t = 100_000)]
+    load_batch: u64,
+
+    /// Directory for the benchmark's store (emptied first).
+    #[arg(long, default_value = "target/bench-state")]
+    datadir: PathBuf,
+
+    /// Trie checkpoint interval, in blocks.
+    #[arg(long, default_value_t = 16)]
+    checkpoint_interval: u64,
+
+    /// Trie nodes at least this deep are dropped from memory after a checkpoint.
+    #[arg(long, default_value_t = 6)]
+    keep_depth: usize,
+
+    /// Flat-state checkpoint interval, in blocks (pending blocks are merged into one write).
+    #[arg(long, default_value_t = 8)]
+    flat_interval: u64,
+
+    /// Write the measurements as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -426,6 +468,44 @@ fn run_bench_exec(args: ExecArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_bench_state(args: StateArgs) -> Result<(), String> {
+    let bench = pharos_benches::state::StateBench {
+        accounts: args.accounts,
+        blocks: args.blocks,
+        txs: args.txs,
+        load_batch: args.load_batch.max(1),
+        datadir: args.datadir,
+        config: pharos_storage::StoreConfig {
+            commitment: pharos_storage::CommitmentConfig {
+                checkpoint_interval: args.checkpoint_interval.max(1),
+                keep_depth: args.keep_depth,
+            },
+            flat: pharos_storage::FlatConfig {
+                checkpoint_interval: args.flat_interval.max(1),
+            },
+        },
+    };
+    let report = bench.run(|line| eprintln!("{line}"))?;
+    println!(
+        "accounts {}  load {:.1}s  merkleize+flush median {:.1} ms  commit median {:.1} ms",
+        report.accounts, report.load_secs, report.median_merkleize_flush_ms, report.median_total_ms
+    );
+    println!(
+        "disk {:.1} MiB ({:.0} bytes/account; flat state {:.1} MiB, trie {:.1} MiB)  rss after load {:.0} MiB  peak rss {:.0} MiB",
+        report.disk_bytes as f64 / (1 << 20) as f64,
+        report.disk_bytes_per_account,
+        report.flat_disk_bytes as f64 / (1 << 20) as f64,
+        report.trie_disk_bytes as f64 / (1 << 20) as f64,
+        report.rss_after_load_mib,
+        report.peak_rss_mib
+    );
+    if let Some(path) = args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     pharos_benches::retain_freed_memory();
     let cli = Cli::parse();
@@ -450,6 +530,7 @@ fn main() -> ExitCode {
         Command::Node(args) => runtime.block_on(run_node(args)),
         Command::Bench(BenchCommand::E2e(args)) => runtime.block_on(run_bench_e2e(args)),
         Command::Bench(BenchCommand::Exec(args)) => run_bench_exec(args),
+        Command::Bench(BenchCommand::State(args)) => run_bench_state(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,28 +6,28 @@ use alloy_eips::{Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, U256};
 use pharos_primitives::{AccountState, BlockBody, RecoveredTx, StoredReceipt, TxEnvelope};
 
-use crate::StoreError;
+use crate::{
+    StoreError,
+    commitment::{HashedAccount, HashedDiff},
+};
 
 /// Length of an encoded [`AccountRecord`].
-pub const ACCOUNT_RECORD_LEN: usize = 8 + 32 + 32 + 32;
+pub const ACCOUNT_RECORD_LEN: usize = 8 + 32 + 32;
 
-/// An account as stored in flat state: its state plus the root of its storage trie.
+/// An account as stored in flat state. Its storage root lives in the state trie only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountRecord {
     /// Nonce, balance, code hash.
     pub state: AccountState,
-    /// Root of the account's storage trie.
-    pub storage_root: B256,
 }
 
 impl AccountRecord {
-    /// Fixed-width encoding: nonce (8, BE) | balance (32) | code hash (32) | storage root (32).
+    /// Fixed-width encoding: nonce (8, BE) | balance (32) | code hash (32).
     pub fn encode(&self) -> [u8; ACCOUNT_RECORD_LEN] {
         let mut out = [0u8; ACCOUNT_RECORD_LEN];
         out[..8].copy_from_slice(&self.state.nonce.to_be_bytes());
         out[8..40].copy_from_slice(&self.state.balance.to_be_bytes::<32>());
         out[40..72].copy_from_slice(self.state.code_hash.as_slice());
-        out[72..].copy_from_slice(self.storage_root.as_slice());
         out
     }
 
@@ -47,7 +47,6 @@ impl AccountRecord {
                 balance: U256::from_be_slice(&bytes[8..40]),
                 code_hash: B256::from_slice(&bytes[40..72]),
             },
-            storage_root: B256::from_slice(&bytes[72..]),
         })
     }
 }
@@ -145,50 +144,72 @@ pub fn decode_receipts(bytes: &[u8]) -> Result<Vec<StoredReceipt>, StoreError> {
     Ok(out)
 }
 
-/// Journal layout: count (u32) then, per account, hashed address (32) | wiped (1) | slot count
-/// (u32) | hashed slots (32 each).
-pub fn encode_journal<S: ExactSizeIterator<Item = B256>>(
-    accounts: impl ExactSizeIterator<Item = (B256, bool, S)>,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(accounts.len() as u32).to_be_bytes());
-    for (hashed, wiped, slots) in accounts {
-        out.extend_from_slice(hashed.as_slice());
-        out.push(wiped as u8);
-        out.extend_from_slice(&(slots.len() as u32).to_be_bytes());
-        for slot in slots {
-            out.extend_from_slice(slot.as_slice());
+/// Journal layout (a block's state changes, keyed by hash): count (u32) then, per account,
+/// hashed address (32) | flags (1: bit 0 wiped, bit 1 has state) | [nonce (8) | balance (32) |
+/// code hash (32)] | slot count (u32) | per slot hashed slot (32) | value (32).
+pub fn encode_journal(diff: &HashedDiff) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + diff.accounts.len() * 110 + diff.len() * 64);
+    out.extend_from_slice(&(diff.accounts.len() as u32).to_be_bytes());
+    for account in &diff.accounts {
+        out.extend_from_slice(account.hashed.as_slice());
+        out.push(account.wiped as u8 | (account.info.is_some() as u8) << 1);
+        if let Some(state) = &account.info {
+            out.extend_from_slice(&state.nonce.to_be_bytes());
+            out.extend_from_slice(&state.balance.to_be_bytes::<32>());
+            out.extend_from_slice(state.code_hash.as_slice());
+        }
+        out.extend_from_slice(&(account.storage.len() as u32).to_be_bytes());
+        for (hashed_slot, _, value) in &account.storage {
+            out.extend_from_slice(hashed_slot.as_slice());
+            out.extend_from_slice(&value.to_be_bytes::<32>());
         }
     }
     out
 }
 
-/// A decoded journal entry: per account, hashed address, wiped, hashed slots.
-pub type JournalEntry = Vec<(B256, bool, Vec<B256>)>;
-
-/// Inverse of [`encode_journal`].
-pub fn decode_journal(bytes: &[u8]) -> Result<JournalEntry, StoreError> {
+/// Inverse of [`encode_journal`]. Addresses and slots come back as zero: only their hashes are
+/// journaled.
+pub fn decode_journal(bytes: &[u8]) -> Result<HashedDiff, StoreError> {
     let mut r = Reader {
         bytes,
-        what: "trie journal",
+        what: "state journal",
     };
     let count = r.u32()? as usize;
-    let mut out = Vec::with_capacity(count.min(bytes.len() / 37));
+    let mut accounts = Vec::with_capacity(count.min(bytes.len() / 37));
     for _ in 0..count {
         let hashed = B256::from_slice(r.take(32)?);
-        let wiped = match r.take(1)?[0] {
-            0 => false,
-            1 => true,
-            other => return Err(StoreError::Corrupt(format!("trie journal flag {other}"))),
+        let flags = r.take(1)?[0];
+        if flags > 3 {
+            return Err(StoreError::Corrupt(format!("state journal flags {flags}")));
+        }
+        let info = if flags & 2 != 0 {
+            let nonce = r.take(8)?;
+            let mut n = [0u8; 8];
+            n.copy_from_slice(nonce);
+            Some(AccountState {
+                nonce: u64::from_be_bytes(n),
+                balance: U256::from_be_slice(r.take(32)?),
+                code_hash: B256::from_slice(r.take(32)?),
+            })
+        } else {
+            None
         };
         let n = r.u32()? as usize;
-        let mut slots = Vec::with_capacity(n.min(r.bytes.len() / 32));
+        let mut storage = Vec::with_capacity(n.min(r.bytes.len() / 64));
         for _ in 0..n {
-            slots.push(B256::from_slice(r.take(32)?));
+            let slot = B256::from_slice(r.take(32)?);
+            let value = U256::from_be_slice(r.take(32)?);
+            storage.push((slot, U256::ZERO, value));
         }
-        out.push((hashed, wiped, slots));
+        accounts.push(HashedAccount {
+            address: Address::ZERO,
+            hashed,
+            info,
+            wiped: flags & 1 != 0,
+            storage,
+        });
     }
-    Ok(out)
+    Ok(HashedDiff { accounts })
 }
 
 #[cfg(test)]
@@ -198,16 +219,30 @@ mod tests {
 
     #[test]
     fn journal_round_trips() {
-        let entry = vec![
-            (
-                B256::repeat_byte(1),
-                false,
-                vec![B256::repeat_byte(2), B256::repeat_byte(3)],
-            ),
-            (B256::repeat_byte(4), true, vec![]),
-        ];
-        let bytes = encode_journal(entry.iter().map(|(h, w, s)| (*h, *w, s.iter().copied())));
-        assert_eq!(decode_journal(&bytes).unwrap(), entry);
+        let diff = HashedDiff {
+            accounts: vec![
+                HashedAccount {
+                    address: Address::ZERO,
+                    hashed: B256::repeat_byte(1),
+                    info: Some(AccountState {
+                        nonce: 3,
+                        balance: U256::from(77),
+                        code_hash: B256::repeat_byte(5),
+                    }),
+                    wiped: false,
+                    storage: vec![(B256::repeat_byte(2), U256::ZERO, U256::from(9))],
+                },
+                HashedAccount {
+                    address: Address::ZERO,
+                    hashed: B256::repeat_byte(4),
+                    info: None,
+                    wiped: true,
+                    storage: vec![],
+                },
+            ],
+        };
+        let bytes = encode_journal(&diff);
+        assert_eq!(decode_journal(&bytes).unwrap(), diff);
         assert!(decode_journal(&bytes[..bytes.len() - 1]).is_err());
     }
 
@@ -219,7 +254,6 @@ mod tests {
                 balance: U256::from(123456789u64),
                 code_hash: B256::repeat_byte(3),
             },
-            storage_root: B256::repeat_byte(9),
         };
         assert_eq!(AccountRecord::decode(&rec.encode()).unwrap(), rec);
         assert!(AccountRecord::decode(&[1, 2, 3]).is_err());

@@ -28,6 +28,7 @@ mod tables;
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use alloy_consensus::Header;
@@ -38,12 +39,14 @@ use pharos_primitives::{
     AccountChange, AccountState, Block, BlockBody, ChainSpec, StateDiff, StoredReceipt,
 };
 use redb::{Database, ReadableDatabase};
+use tables::{ACCOUNTS, STORAGE};
 
 pub use codec::AccountRecord;
 pub use commitment::{
     CommitmentConfig, HashedDiff, MptCommitment,
     mpt::{AccountProof, CommitOutput, Recovery},
 };
+pub use flat::{FlatConfig, FlatStore, FlatView, PendingBlock};
 pub use snapshot::Snapshot;
 use tables::*;
 
@@ -122,15 +125,37 @@ pub struct Head {
 pub struct StoreConfig {
     /// The state trie's checkpointing and memory.
     pub commitment: CommitmentConfig,
+    /// How often the flat state tables are written.
+    pub flat: FlatConfig,
+}
+
+/// Where the time of one block commit went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitTimings {
+    /// Account and slot changes in the block.
+    pub keys: usize,
+    /// Hashing addresses and slots.
+    pub hashing: Duration,
+    /// Updating and rehashing the state tries.
+    pub merkleize: Duration,
+    /// Writing the journal, block, receipts and indexes, and the durable commit.
+    pub flush: Duration,
+    /// Handing pending state to the background writers (waiting for the previous ones).
+    pub checkpoint: Duration,
+    /// All of it.
+    pub total: Duration,
 }
 
 /// The chain database.
 pub struct Store {
     db: Arc<Database>,
+    flat: FlatStore,
     head: RwLock<Arc<Head>>,
     /// Held for a whole block commit; holds the state commitment (`None` after a failed commit:
     /// reopened from disk on next use).
     commitment: Mutex<Option<MptCommitment>>,
+    last_commit: Mutex<CommitTimings>,
+    final_checkpoint: std::sync::atomic::AtomicBool,
     trie_path: PathBuf,
     config: StoreConfig,
     chain_id: u64,
@@ -149,10 +174,52 @@ const META_CHAIN_ID: &str = "chain_id";
 const META_GENESIS: &str = "genesis_hash";
 const META_HEAD: &str = "head";
 const META_SCHEMA: &str = "schema";
-const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 2;
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The genesis allocation as a hashed diff.
+fn genesis_diff(spec: &ChainSpec) -> (StateDiff, HashedDiff) {
+    let mut diff = StateDiff::default();
+    for (address, account) in &spec.genesis().alloc {
+        let code = account.code.clone().filter(|c| !c.is_empty());
+        let code_hash = code
+            .as_ref()
+            .map(keccak256)
+            .unwrap_or(alloy_primitives::KECCAK256_EMPTY);
+        if let Some(code) = code {
+            diff.codes.insert(code_hash, code);
+        }
+        diff.accounts.insert(
+            *address,
+            AccountChange {
+                info: Some(AccountState {
+                    nonce: account.nonce.unwrap_or_default(),
+                    balance: account.balance,
+                    code_hash,
+                }),
+                storage_wiped: false,
+                storage: account
+                    .storage
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0)))
+                    .filter(|(_, v)| !v.is_zero())
+                    .collect(),
+            },
+        );
+    }
+    let hashed = HashedDiff::new(&diff);
+    (diff, hashed)
+}
 
 impl Store {
-    /// Opens (or creates, writing genesis) the database at `path` for the chain `spec`.
+    /// Opens (or creates, writing genesis) the database at `path` for the chain `spec`. The
+    /// flat state and the state trie live beside it, in `<path>.state` and `<path>.trie`.
     pub fn open(path: &Path, spec: &ChainSpec) -> Result<Self, StoreError> {
         Self::open_with(path, spec, StoreConfig::default())
     }
@@ -168,7 +235,7 @@ impl Store {
                 .map_err(|e| StoreError::Db(format!("creating {}: {e}", parent.display())))?;
         }
         let db = Database::builder()
-            .set_cache_size(512 << 20)
+            .set_cache_size(256 << 20)
             .create(path)
             .map_err(|e| StoreError::Db(format!("opening {}: {e}", path.display())))?;
         let db = Arc::new(db);
@@ -178,28 +245,13 @@ impl Store {
         let meta = read.open_table(META)?;
         let stored_genesis = meta.get(META_GENESIS)?.map(|v| v.value().to_vec());
         let stored_chain = meta.get(META_CHAIN_ID)?.map(|v| v.value().to_vec());
+        let stored_schema = meta.get(META_SCHEMA)?.map(|v| v.value().to_vec());
         drop(meta);
         drop(read);
 
-        let mut trie_path = path.as_os_str().to_owned();
-        trie_path.push(".trie");
-        let trie_path = PathBuf::from(trie_path);
-        let store = match stored_genesis {
-            None => {
-                let store = Self {
-                    head: RwLock::new(Arc::new(Head {
-                        header: spec.genesis_header().clone(),
-                        hash: spec.genesis_hash(),
-                    })),
-                    db,
-                    commitment: Mutex::new(None),
-                    trie_path,
-                    config,
-                    chain_id: spec.chain_id(),
-                };
-                store.write_genesis(spec)?;
-                store
-            }
+        let (genesis_state, genesis_hashed) = genesis_diff(spec);
+        let head = match stored_genesis {
+            None => None,
             Some(genesis) => {
                 let found_genesis = B256::try_from(genesis.as_slice())
                     .map_err(|_| StoreError::Corrupt("stored genesis hash".into()))?;
@@ -216,21 +268,68 @@ impl Store {
                         expected_genesis: spec.genesis_hash(),
                     });
                 }
-                let snapshot = Snapshot::open(&db, None)?;
+                let schema = stored_schema
+                    .as_deref()
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or_default();
+                if schema != SCHEMA_VERSION {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} has database layout {schema}, this build reads {SCHEMA_VERSION}; \
+                         remove it or use another --datadir",
+                        path.display()
+                    )));
+                }
+                let snapshot = Snapshot::open(&db, None, None)?;
                 let head_number = snapshot.head_number_from_meta()?;
                 let header = snapshot.header(head_number)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("head block {head_number} has no header"))
                 })?;
                 let hash = header.hash_slow();
-                Self {
-                    head: RwLock::new(Arc::new(Head { header, hash })),
-                    db,
-                    commitment: Mutex::new(None),
-                    trie_path,
-                    config,
-                    chain_id: spec.chain_id(),
+                Some(Head { header, hash })
+            }
+        };
+        let head_number = head.as_ref().map_or(0, |h| h.header.number);
+        let flat = FlatStore::open(
+            &sibling(path, ".state"),
+            &db,
+            head_number,
+            || genesis_hashed.clone(),
+            config.flat.clone(),
+        )?;
+        let head = match head {
+            Some(head) => head,
+            None => {
+                // A new chain: the flat state holds the genesis allocation; check it, then
+                // write the genesis block.
+                let computed = {
+                    let txn = flat.database().begin_read()?;
+                    commitment::full_state_root(
+                        &txn.open_table(ACCOUNTS)?,
+                        &txn.open_table(STORAGE)?,
+                    )?
+                };
+                let expected = spec.genesis_header().state_root;
+                if computed != expected {
+                    return Err(StoreError::GenesisMismatch { computed, expected });
+                }
+                write_genesis(&db, spec, &genesis_state)?;
+                Head {
+                    header: spec.genesis_header().clone(),
+                    hash: spec.genesis_hash(),
                 }
             }
+        };
+        let store = Self {
+            head: RwLock::new(Arc::new(head)),
+            db,
+            flat,
+            commitment: Mutex::new(None),
+            last_commit: Mutex::default(),
+            final_checkpoint: std::sync::atomic::AtomicBool::new(true),
+            trie_path: sibling(path, ".trie"),
+            config,
+            chain_id: spec.chain_id(),
         };
         let commitment = store.open_commitment()?;
         *store.commitment.lock() = Some(commitment);
@@ -242,6 +341,7 @@ impl Store {
         MptCommitment::open(
             &self.trie_path,
             &self.db,
+            self.flat.database(),
             head.header.number,
             head.header.state_root,
             self.config.commitment.clone(),
@@ -266,73 +366,6 @@ impl Store {
         result
     }
 
-    fn write_genesis(&self, spec: &ChainSpec) -> Result<(), StoreError> {
-        let mut diff = StateDiff::default();
-        for (address, account) in &spec.genesis().alloc {
-            let code = account.code.clone().filter(|c| !c.is_empty());
-            let code_hash = code
-                .as_ref()
-                .map(keccak256)
-                .unwrap_or(alloy_primitives::KECCAK256_EMPTY);
-            if let Some(code) = code {
-                diff.codes.insert(code_hash, code);
-            }
-            diff.accounts.insert(
-                *address,
-                AccountChange {
-                    info: Some(AccountState {
-                        nonce: account.nonce.unwrap_or_default(),
-                        balance: account.balance,
-                        code_hash,
-                    }),
-                    storage_wiped: false,
-                    storage: account
-                        .storage
-                        .iter()
-                        .flatten()
-                        .map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0)))
-                        .collect(),
-                },
-            );
-        }
-        let header = spec.genesis_header().clone();
-        let expected = header.state_root;
-        let block = Block::seal(header, Vec::new());
-        let hashed = HashedDiff::new(&diff);
-        let storage_roots: Vec<B256> = hashed
-            .accounts
-            .iter()
-            .map(|a| {
-                let mut hb = alloy_trie::HashBuilder::default();
-                let mut slots: Vec<_> = a.storage.iter().filter(|s| !s.2.is_zero()).collect();
-                slots.sort_by_key(|s| s.0);
-                for (hashed_slot, _, value) in slots {
-                    hb.add_leaf(
-                        alloy_trie::Nibbles::unpack(hashed_slot),
-                        &alloy_rlp::encode(value),
-                    );
-                }
-                hb.root()
-            })
-            .collect();
-        let txn = self.db.begin_write()?;
-        flat::write(&txn, &diff, &hashed, &storage_roots)?;
-        let computed =
-            commitment::full_state_root(&txn.open_table(ACCOUNTS)?, &txn.open_table(STORAGE)?)?;
-        if computed != expected {
-            return Err(StoreError::GenesisMismatch { computed, expected });
-        }
-        write_block(&txn, &block, &[])?;
-        {
-            let mut meta = txn.open_table(META)?;
-            meta.insert(META_CHAIN_ID, spec.chain_id().to_be_bytes().as_slice())?;
-            meta.insert(META_GENESIS, spec.genesis_hash().as_slice())?;
-            meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
     /// The chain id this store serves.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
@@ -345,9 +378,15 @@ impl Store {
 
     /// A consistent read view of the head block and its state.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        // Take the head first: the snapshot may only be newer, never older, than what we report.
-        let head = self.head();
-        Snapshot::open(&self.db, Some(head))
+        loop {
+            let head = self.head();
+            let state = self.flat.view(head.header.number)?;
+            if state.base > head.header.number {
+                // The state tables moved past this head while we looked: take the newer head.
+                continue;
+            }
+            return Snapshot::open(&self.db, Some(head), Some(state));
+        }
     }
 
     /// Applies `diff`, sets `header.state_root` to the resulting root, and commits the block with
@@ -368,32 +407,73 @@ impl Store {
                 head: head.hash,
             });
         }
-        let hashed = HashedDiff::new(diff);
+        let started = Instant::now();
+        let hashed = Arc::new(HashedDiff::new(diff));
         let number = header.number;
+        let mut timings = CommitTimings {
+            keys: hashed.len(),
+            hashing: started.elapsed(),
+            ..Default::default()
+        };
+        let flat_durable = self.flat.durable_block();
         let block = self.with_commitment(&mut guard, |commitment| {
-            let out = commitment.apply(number, &hashed)?;
+            let merkleize = Instant::now();
+            let out = {
+                let _span = tracing::debug_span!("merkleize", block = number).entered();
+                commitment.apply(number, &hashed)?
+            };
+            timings.merkleize = merkleize.elapsed();
+            let flush = Instant::now();
+            let _span = tracing::debug_span!("flush", block = number).entered();
             header.state_root = out.root;
             let block = Block::seal(header, body);
             let txn = self.db.begin_write()?;
-            flat::write(&txn, diff, &hashed, &out.storage_roots)?;
             {
+                let mut codes = txn.open_table(CODES)?;
+                for (hash, code) in &diff.codes {
+                    codes.insert(&hash.0, code.as_ref())?;
+                }
                 let mut journal = txn.open_table(JOURNAL)?;
-                journal.insert(number, commitment::mpt::journal_entry(&hashed).as_slice())?;
-                let durable = commitment.durable_block();
-                journal.retain_in(..=durable, |_, _| false)?;
+                journal.insert(number, codec::encode_journal(&hashed).as_slice())?;
+                let prune = commitment.durable_block().min(flat_durable);
+                journal.retain_in(..=prune, |_, _| false)?;
             }
+            let journaled = flush.elapsed();
             write_block(&txn, &block, &receipts)?;
+            let written = flush.elapsed();
             txn.commit()?;
+            timings.flush = flush.elapsed();
+            tracing::debug!(
+                block = number,
+                journal = ?journaled,
+                block_tables = ?(written - journaled),
+                commit = ?(timings.flush - written),
+                "chain database write"
+            );
             Ok(block)
         })?;
+        // State first, then the head: a snapshot never has a head without its state.
+        self.flat.push(PendingBlock::new(number, hashed));
         *self.head.write() = Arc::new(Head {
             header: block.header.clone(),
             hash: block.hash,
         });
+        let checkpoint = Instant::now();
+        if let Err(e) = self.flat.maybe_checkpoint(number, false) {
+            tracing::warn!(error = %e, "flat state checkpoint failed; the journal keeps the blocks");
+        }
         if let Err(e) = self.with_commitment(&mut guard, |c| c.checkpoint(false)) {
             tracing::warn!(error = %e, "state trie checkpoint failed; reopening from disk");
         }
+        timings.checkpoint = checkpoint.elapsed();
+        timings.total = started.elapsed();
+        *self.last_commit.lock() = timings;
         Ok(block)
+    }
+
+    /// Where the time of the newest [`Store::commit_block`] went.
+    pub fn last_commit_timings(&self) -> CommitTimings {
+        *self.last_commit.lock()
     }
 
     /// The EIP-1186 proof of `address` and `slots` at the head.
@@ -402,21 +482,23 @@ impl Store {
         self.with_commitment(&mut guard, |c| c.proof(address, slots))
     }
 
-    /// Writes the state trie's pending nodes and waits for them to be on disk, so the next
-    /// start needs no journal replay.
+    /// Writes all pending state (flat tables and trie nodes) and waits until it is on disk, so
+    /// the next start replays nothing.
     pub fn flush(&self) -> Result<(), StoreError> {
         let mut guard = self.commitment.lock();
+        self.flat.flush(self.head().header.number)?;
         self.with_commitment(&mut guard, |c| {
             c.checkpoint(true)?;
             c.wait()
         })
     }
 
-    /// Closes the store without the final trie checkpoint, as a crash would leave it (the
-    /// checkpoint being written, if any, still completes). For tests of recovery.
+    /// Closes the store without the final checkpoints, as a crash would leave it (checkpoints
+    /// being written, if any, still complete). For tests of recovery.
     #[doc(hidden)]
     pub fn close_without_checkpoint(self) {
-        drop(self.commitment.lock().take());
+        self.final_checkpoint
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How the state trie was brought to the head when the store opened.
@@ -430,6 +512,26 @@ impl Store {
     }
 }
 
+fn write_genesis(db: &Database, spec: &ChainSpec, state: &StateDiff) -> Result<(), StoreError> {
+    let block = Block::seal(spec.genesis_header().clone(), Vec::new());
+    let txn = db.begin_write()?;
+    {
+        let mut codes = txn.open_table(CODES)?;
+        for (hash, code) in &state.codes {
+            codes.insert(&hash.0, code.as_ref())?;
+        }
+    }
+    write_block(&txn, &block, &[])?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.insert(META_CHAIN_ID, spec.chain_id().to_be_bytes().as_slice())?;
+        meta.insert(META_GENESIS, spec.genesis_hash().as_slice())?;
+        meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
 fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     txn.open_table(META)?;
@@ -440,8 +542,6 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(RECEIPTS)?;
     txn.open_table(TX_LOOKUP)?;
     txn.open_table(LOG_ADDRESSES)?;
-    txn.open_table(ACCOUNTS)?;
-    txn.open_table(STORAGE)?;
     txn.open_table(CODES)?;
     txn.open_table(JOURNAL)?;
     txn.commit()?;
@@ -473,9 +573,17 @@ fn write_block(
     txn.open_table(RECEIPTS)?
         .insert(number, codec::encode_receipts(receipts).as_slice())?;
     {
+        // Sorted, so the B-tree is walked once from left to right instead of at random.
+        let mut entries: Vec<([u8; 32], u32)> = block
+            .body
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| (tx.hash().0, i as u32))
+            .collect();
+        entries.sort_unstable();
         let mut lookup = txn.open_table(TX_LOOKUP)?;
-        for (i, tx) in block.body.iter().enumerate() {
-            lookup.insert(&tx.hash().0, (number, i as u32))?;
+        for (hash, i) in &entries {
+            lookup.insert(hash, (number, *i))?;
         }
     }
     {
@@ -497,10 +605,14 @@ fn write_block(
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(commitment) = self.commitment.get_mut().as_mut()
-            && let Err(e) = commitment.checkpoint(true).and_then(|_| commitment.wait())
+        if !self
+            .final_checkpoint
+            .load(std::sync::atomic::Ordering::Relaxed)
         {
-            tracing::warn!(error = %e, "final state trie checkpoint failed");
+            return;
+        }
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "final checkpoint failed; the journal replays it on restart");
         }
     }
 }

@@ -9,9 +9,7 @@ use pharos_executor::{StateError, StateView};
 use pharos_primitives::{AccountState, BlockBody, StoredReceipt};
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata};
 
-use crate::{
-    AccountRecord, Head, StoreError, codec, flat::storage_key, log_address_key, tables::*,
-};
+use crate::{Head, StoreError, codec, flat::FlatView, log_address_key, tables::*};
 
 /// A read transaction over the whole database. Cheap to open; holds no lock against writers.
 pub struct Snapshot {
@@ -24,9 +22,9 @@ pub struct Snapshot {
     receipts: ReadOnlyTable<u64, &'static [u8]>,
     tx_lookup: ReadOnlyTable<&'static [u8; 32], (u64, u32)>,
     log_addresses: ReadOnlyTable<&'static [u8; 28], ()>,
-    accounts: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    storage: ReadOnlyTable<&'static [u8; 64], &'static [u8; 32]>,
     codes: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    /// State; `None` only while the store itself is opening.
+    state: Option<FlatView>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -38,7 +36,13 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn open(db: &Database, head: Option<Arc<Head>>) -> Result<Self, StoreError> {
+    /// Opens a view of the chain database at `head` (read from the database when `None`) with
+    /// the state `state` (which must be the state after that head).
+    pub(crate) fn open(
+        db: &Database,
+        head: Option<Arc<Head>>,
+        state: Option<FlatView>,
+    ) -> Result<Self, StoreError> {
         let txn = db.begin_read()?;
         let mut snapshot = Self {
             head: Arc::new(Head {
@@ -53,30 +57,21 @@ impl Snapshot {
             receipts: txn.open_table(RECEIPTS)?,
             tx_lookup: txn.open_table(TX_LOOKUP)?,
             log_addresses: txn.open_table(LOG_ADDRESSES)?,
-            accounts: txn.open_table(ACCOUNTS)?,
-            storage: txn.open_table(STORAGE)?,
             codes: txn.open_table(CODES)?,
+            state,
         };
-        if head.is_none() {
-            // Opening the store: nothing is known yet, the head comes from this snapshot.
-            return Ok(snapshot);
+        // The head is the one given: block data is immutable, so a transaction that also sees
+        // a newer block is still consistent with it; the state view is that head's.
+        if let Some(head) = head {
+            snapshot.head = head;
         }
-        // The head as this transaction sees it (a commit may have landed since `head` was read).
-        let number = snapshot.head_number_from_meta()?;
-        let head = match head {
-            Some(h) if h.header.number == number => h,
-            _ => {
-                let header = snapshot
-                    .header(number)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("no header for head {number}")))?;
-                let hash = snapshot
-                    .block_hash_of(number)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("no hash for head {number}")))?;
-                Arc::new(Head { header, hash })
-            }
-        };
-        snapshot.head = head;
         Ok(snapshot)
+    }
+
+    fn state(&self) -> Result<&FlatView, StoreError> {
+        self.state
+            .as_ref()
+            .ok_or_else(|| StoreError::Db("snapshot without state".into()))
     }
 
     pub(crate) fn head_number_from_meta(&self) -> Result<u64, StoreError> {
@@ -165,23 +160,27 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// The stored record of `address` (state plus storage root).
-    pub fn account_record(&self, address: Address) -> Result<Option<AccountRecord>, StoreError> {
-        self.accounts
-            .get(&keccak256(address).0)?
-            .map(|v| AccountRecord::decode(v.value()))
-            .transpose()
+    /// The state of `address`.
+    pub fn account_state(&self, address: Address) -> Result<Option<AccountState>, StoreError> {
+        self.state()?.account(&keccak256(address))
     }
 
     /// Recomputes the state root from the flat state alone, storage roots included (for
-    /// checks; linear in the state size).
+    /// checks; linear in the state size). Needs every block written to the tables:
+    /// see [`crate::Store::flush`].
     pub fn compute_state_root(&self) -> Result<B256, StoreError> {
-        crate::commitment::full_state_root(&self.accounts, &self.storage)
+        let state = self.state()?;
+        if state.has_pending() {
+            return Err(StoreError::Db(
+                "recent blocks are not in the flat state tables yet; flush the store first".into(),
+            ));
+        }
+        crate::commitment::full_state_root(&state.accounts, &state.storage)
     }
 
-    /// Number of accounts in the state.
+    /// Number of accounts in the state tables (blocks not yet flushed to them not counted).
     pub fn account_count(&self) -> Result<u64, StoreError> {
-        Ok(self.accounts.len()?)
+        Ok(self.state()?.accounts.len()?)
     }
 }
 
@@ -191,20 +190,13 @@ fn state_err(e: StoreError) -> StateError {
 
 impl StateView for Snapshot {
     fn account(&self, address: Address) -> Result<Option<AccountState>, StateError> {
-        Ok(self
-            .account_record(address)
-            .map_err(state_err)?
-            .map(|r| r.state))
+        self.account_state(address).map_err(state_err)
     }
 
     fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
-        let key = storage_key(&keccak256(address), &slot);
-        Ok(self
-            .storage
-            .get(&key)
-            .map_err(|e| state_err(e.into()))?
-            .map(|v| U256::from_be_bytes(*v.value()))
-            .unwrap_or_default())
+        self.state()
+            .and_then(|s| s.storage(&keccak256(address), &keccak256(slot.to_be_bytes::<32>())))
+            .map_err(state_err)
     }
 
     fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {

@@ -165,6 +165,9 @@ fn small_config(interval: u64, keep_depth: usize) -> StoreConfig {
             checkpoint_interval: interval,
             keep_depth,
         },
+        flat: FlatConfig {
+            checkpoint_interval: interval + 1,
+        },
     }
 }
 
@@ -254,6 +257,25 @@ mod random_blocks {
                         prop_assert!(matches!(recovery, Recovery::Replayed(_) | Recovery::Clean), "{:?}", recovery);
                     } else {
                         prop_assert_eq!(recovery, Recovery::Clean);
+                    }
+                }
+            }
+            // Reads through the blocks not yet in the tables, then after writing them.
+            for flushed in [false, true] {
+                if flushed {
+                    store.flush().unwrap();
+                }
+                let snap = store.snapshot().unwrap();
+                for i in 0u8..12 {
+                    prop_assert_eq!(
+                        snap.account(address(i)).unwrap(),
+                        memory.account(address(i)).unwrap()
+                    );
+                    for s in 0u8..24 {
+                        prop_assert_eq!(
+                            snap.storage(address(i), U256::from(s)).unwrap(),
+                            memory.storage(address(i), U256::from(s)).unwrap()
+                        );
                     }
                 }
             }

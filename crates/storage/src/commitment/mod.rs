@@ -113,12 +113,6 @@ pub fn full_state_root(
         } else {
             EMPTY_ROOT_HASH
         };
-        if storage_root != record.storage_root {
-            return Err(StoreError::Corrupt(format!(
-                "account {hashed}: stored storage root {} but its slots hash to {storage_root}",
-                record.storage_root
-            )));
-        }
         hb.add_leaf(
             Nibbles::unpack(hashed),
             &account_leaf(&record.state, storage_root),

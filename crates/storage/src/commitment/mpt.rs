@@ -11,11 +11,11 @@
 //!   [`CommitmentConfig::checkpoint_interval`] blocks by a background thread (so block commits
 //!   never wait for it), together with the checkpoint's block number and root.
 //! * **Crash safety.** Each block's commit also writes, in the chain database and the same
-//!   transaction as its flat state, a *journal* entry: the hashed keys it changed. After a crash
-//!   the tries are reopened at the last checkpoint and every journaled key since is re-applied
-//!   with its value from the flat state; the result must hash to the head block's state root, or
-//!   the node store is rebuilt from the flat state. Journal entries at or below the durable
-//!   checkpoint are pruned.
+//!   transaction as the block, a *journal* entry: its state changes keyed by hash. After a crash
+//!   the tries are reopened at the last checkpoint and the journaled blocks since are applied
+//!   again; the result must hash to the head block's state root, or the node store is rebuilt
+//!   from the flat state. Journal entries below both durable checkpoints (trie and flat state)
+//!   are pruned.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -38,10 +38,10 @@ use redb::{
 };
 use tracing::{info, warn};
 
-use super::{HashedAccount, HashedDiff, account_leaf};
+use super::{HashedDiff, account_leaf};
 use crate::{
     StoreError,
-    codec::{decode_journal, encode_journal},
+    codec::decode_journal,
     flat::storage_bounds,
     tables::{ACCOUNTS, JOURNAL, STORAGE},
 };
@@ -205,11 +205,12 @@ impl std::fmt::Debug for MptCommitment {
 
 impl MptCommitment {
     /// Opens the node store at `path` and brings the tries to the chain's head (`head`, whose
-    /// header carries `head_root`), replaying the journal in `chain` or rebuilding from its flat
-    /// state as needed.
+    /// header carries `head_root`), replaying the journal in `chain` or rebuilding from the flat
+    /// state in `flat` (which must be at `head`) as needed.
     pub fn open(
         path: &Path,
         chain: &Database,
+        flat: &Database,
         head: u64,
         head_root: B256,
         config: CommitmentConfig,
@@ -287,7 +288,7 @@ impl MptCommitment {
         } else if checkpoint.is_some() {
             warn!("state trie checkpoint is ahead of the chain head; rebuilding from flat state");
         }
-        this.rebuild(chain, head)?;
+        this.rebuild(flat, head)?;
         if this.root != head_root {
             return Err(StoreError::Corrupt(format!(
                 "the flat state hashes to {}, but head block {head} records state root {head_root}",
@@ -297,51 +298,24 @@ impl MptCommitment {
         Ok(this)
     }
 
-    /// Re-applies every key journaled after the checkpoint, with its value at the head.
+    /// Re-applies the blocks journaled after the checkpoint.
     fn replay(&mut self, chain: &Database, head: u64) -> Result<(), StoreError> {
         if self.block == head {
             return Ok(());
         }
         let txn = chain.begin_read()?;
         let journal = txn.open_table(JOURNAL)?;
-        let accounts = txn.open_table(ACCOUNTS)?;
-        let storage = txn.open_table(STORAGE)?;
         for block in self.block + 1..=head {
-            let entry = journal
-                .get(block)?
-                .ok_or_else(|| StoreError::Corrupt(format!("no trie journal for block {block}")))?;
-            let keys = decode_journal(entry.value())?;
-            let mut diff = HashedDiff::default();
-            for (hashed, wiped, slots) in keys {
-                let info = accounts
-                    .get(&hashed.0)?
-                    .map(|v| crate::AccountRecord::decode(v.value()))
-                    .transpose()?
-                    .map(|r| r.state);
-                let mut changes = Vec::with_capacity(slots.len());
-                for slot in slots {
-                    let key = crate::flat::storage_key_hashed(&hashed, &slot);
-                    let value = storage
-                        .get(&key)?
-                        .map(|v| U256::from_be_bytes(*v.value()))
-                        .unwrap_or_default();
-                    changes.push((slot, U256::ZERO, value));
-                }
-                diff.accounts.push(HashedAccount {
-                    address: Address::ZERO,
-                    hashed,
-                    wiped: wiped || info.is_none(),
-                    info,
-                    storage: changes,
-                });
-            }
-            self.apply(block, &diff)?;
+            let entry = journal.get(block)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("no state journal for block {block}"))
+            })?;
+            self.apply(block, &decode_journal(entry.value())?)?;
         }
         Ok(())
     }
 
     /// Builds the node store from the flat state at `head`, from scratch.
-    fn rebuild(&mut self, chain: &Database, head: u64) -> Result<(), StoreError> {
+    fn rebuild(&mut self, flat: &Database, head: u64) -> Result<(), StoreError> {
         const BATCH: usize = 200_000;
         let started = std::time::Instant::now();
         self.wait().ok();
@@ -356,7 +330,7 @@ impl MptCommitment {
         self.accounts = Trie::new();
         self.storages.clear();
         self.wiped.clear();
-        let txn = chain.begin_read()?;
+        let txn = flat.begin_read()?;
         let accounts = txn.open_table(ACCOUNTS)?;
         let storage = txn.open_table(STORAGE)?;
         let total = accounts.len()?;
@@ -478,6 +452,7 @@ impl MptCommitment {
 
     /// Applies block `block`'s changes and returns the new root and storage roots.
     pub fn apply(&mut self, block: u64, diff: &HashedDiff) -> Result<CommitOutput, StoreError> {
+        let started = std::time::Instant::now();
         let txn = self.db.begin_read()?;
         let table = txn.open_table(NODES)?;
         let account_source = DbSource {
@@ -511,6 +486,7 @@ impl MptCommitment {
             }
         }
 
+        let leaves_read = started.elapsed();
         // Storage tries, in parallel across accounts.
         let mut jobs = Vec::new();
         for (i, account) in diff.accounts.iter().enumerate() {
@@ -561,6 +537,7 @@ impl MptCommitment {
             self.storages.insert(diff.accounts[i].hashed, trie);
         }
 
+        let storage_done = started.elapsed();
         // The account trie.
         let updates = diff
             .accounts
@@ -578,8 +555,17 @@ impl MptCommitment {
         self.accounts
             .update(updates, &account_source)
             .map_err(trie_err)?;
+        let accounts_updated = started.elapsed();
         self.root = self.accounts.root();
         self.block = block;
+        tracing::debug!(
+            block,
+            leaves_read = ?leaves_read,
+            storage = ?(storage_done - leaves_read),
+            account_update = ?(accounts_updated - storage_done),
+            account_root = ?(started.elapsed() - accounts_updated),
+            "merkleized"
+        );
         Ok(CommitOutput {
             root: self.root,
             storage_roots,
@@ -726,13 +712,4 @@ impl Drop for MptCommitment {
             warn!(error = %e, "trie checkpoint failed at shutdown; it is rebuilt from the journal on restart");
         }
     }
-}
-
-/// Journal entry of a block: which hashed keys it changed.
-pub fn journal_entry(diff: &HashedDiff) -> Vec<u8> {
-    encode_journal(
-        diff.accounts
-            .iter()
-            .map(|a| (a.hashed, a.wiped, a.storage.iter().map(|(h, _, _)| *h))),
-    )
 }
