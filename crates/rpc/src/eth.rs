@@ -17,6 +17,9 @@ use crate::{
     error::{self, RpcResult, header_not_found, internal, server_error},
 };
 
+/// Storage keys one `eth_getProof` call may ask for.
+const MAX_PROOF_KEYS: usize = 1024;
+
 impl RpcContext {
     /// A read view of the head.
     pub(crate) fn snapshot(&self) -> RpcResult<Snapshot> {
@@ -241,6 +244,56 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
         let snap = ctx.state_at(block_id_param(&mut seq)?)?;
         let value = snap.storage(address, slot).map_err(internal)?;
         RpcResult::Ok(B256::from(value))
+    })?;
+    m.register_blocking_method("eth_getProof", |p: Params, ctx, _| {
+        let mut seq = p.sequence();
+        let address: Address = seq.next()?;
+        let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
+        if keys.len() > MAX_PROOF_KEYS {
+            return Err(error::invalid_params(format!(
+                "{} storage keys requested; at most {MAX_PROOF_KEYS} per call",
+                keys.len()
+            )));
+        }
+        let id = block_id_param(&mut seq)?;
+        let slots: Vec<U256> = keys.iter().map(|k| k.as_b256().into()).collect();
+        // The trie proves the head it has merkleized, which can be a block ahead of the head
+        // a snapshot saw while a block is being committed: then look again.
+        let mut attempt = 0;
+        let proof = loop {
+            let wanted = ctx.state_at(id)?.head().header.number;
+            let proof = ctx.store.proof(address, &slots).map_err(error::storage)?;
+            if proof.block == wanted {
+                break proof;
+            }
+            attempt += 1;
+            if attempt == 3 {
+                return Err(server_error(format!(
+                    "block {wanted} is no longer the head (now {}); ask again",
+                    proof.block
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        RpcResult::Ok(alloy_rpc_types_eth::EIP1186AccountProofResponse {
+            address,
+            balance: proof.account.balance,
+            code_hash: proof.account.code_hash,
+            nonce: proof.account.nonce,
+            storage_hash: proof.account.storage_root,
+            account_proof: proof.account_proof,
+            storage_proof: keys
+                .into_iter()
+                .zip(proof.storage)
+                .map(
+                    |(key, (_, value, nodes))| alloy_rpc_types_eth::EIP1186StorageProof {
+                        key,
+                        value,
+                        proof: nodes,
+                    },
+                )
+                .collect(),
+        })
     })?;
 
     // Blocks.
