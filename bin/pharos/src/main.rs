@@ -210,6 +210,11 @@ struct NodeArgs {
     #[arg(long = "exec.threads", value_name = "N")]
     exec_threads: Option<usize>,
 
+    /// Serve Prometheus metrics (per-stage block timings, throughput, pool) at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+
     /// Receiver of priority fees [default in dev: the treasury account].
     #[arg(long, value_name = "ADDRESS")]
     coinbase: Option<Address>,
@@ -296,6 +301,7 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
     );
     config.dev = args.dev;
     config.block_time = args.block_time;
+    config.metrics = args.metrics;
     if let Some(n) = args.exec_threads {
         config.exec_threads = n.max(1);
     }
@@ -340,6 +346,9 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
     let mut node = pharos_node::launch(config)
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(addr) = node.metrics_addr {
+        println!("metrics: http://{addr}/metrics");
+    }
     println!("JSON-RPC: http://{0}  ws://{0}", node.rpc_addr);
     tokio::select! {
         _ = shutdown_signal() => {

@@ -12,7 +12,7 @@
 #![warn(missing_docs)]
 
 use alloy_consensus::{Header, Transaction as _};
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use pharos_primitives::RecoveredTx;
 use revm::{
     Context, MainBuilder, MainContext,
@@ -99,12 +99,6 @@ impl BlockContext {
             prevrandao: header.mix_hash,
             excess_blob_gas: header.excess_blob_gas.unwrap_or_default(),
         }
-    }
-
-    /// `PREVRANDAO` for the child of `parent_hash`: Pharos has no beacon chain, so it is derived
-    /// from the parent hash (deterministic, not a source of secure randomness).
-    pub fn prevrandao_for(parent_hash: B256) -> B256 {
-        keccak256(parent_hash)
     }
 
     /// The revm block environment under [`SPEC`].

@@ -2,16 +2,18 @@
 //! runs the block pipeline: take the best pooled transactions, execute, commit, announce.
 //!
 //! # Design
-//! The [`producer`] runs on a timer (`--block-time`). Each tick it asks the pool for the best
-//! executable transactions, executes them on a storage snapshot of the head with the configured
-//! executor, drops the ones the executor rejects, and hands the block to storage, which commits
-//! it atomically. Only then is the block announced (RPC subscriptions, filters) and the pool told,
-//! so a client never sees a block that a crash could take back.
+//! The [`producer`] is a three-stage pipeline (execute → merkleize → flush) on a timer
+//! (`--block-time`): each tick executes the best pooled transactions on the head's state plus
+//! the blocks still in flight, while earlier blocks are merkleized and written. Only after its
+//! durable commit is a block announced (RPC subscriptions, filters) and the pool told, so a
+//! client never sees a block that a crash could take back. [`metrics`] serves per-stage timings
+//! to Prometheus (`--metrics`).
 //!
 //! This crate holds no protocol logic of its own: rules live in `evm`, `executor`, `txpool` and
 //! `storage`.
 #![warn(missing_docs)]
 
+pub mod metrics;
 pub mod producer;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -25,6 +27,7 @@ use pharos_txpool::{PoolConfig, TxPool};
 use pharos_workload::Wallet;
 use tokio::{sync::watch, task::JoinHandle};
 
+pub use metrics::Metrics;
 pub use producer::Producer;
 
 /// Why the node could not start or stopped.
@@ -68,6 +71,8 @@ pub struct NodeConfig {
     pub max_block_txs: usize,
     /// Transaction pool limits.
     pub pool: PoolConfig,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -90,6 +95,7 @@ impl NodeConfig {
             coinbase,
             max_block_txs: 50_000,
             pool,
+            metrics: None,
         }
     }
 
@@ -107,6 +113,10 @@ pub struct RunningNode {
     pub store: Arc<Store>,
     /// The pool.
     pub pool: Arc<TxPool>,
+    /// The node's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where the metrics are served, when they are.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     producer: JoinHandle<Result<(), NodeError>>,
     rpc: jsonrpsee::server::ServerHandle,
@@ -181,21 +191,35 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let (rpc_addr, rpc) = pharos_rpc::start(ctx).await?;
     tracing::info!(%rpc_addr, "JSON-RPC listening (HTTP and WebSocket)");
 
-    let producer = Arc::new(Producer {
-        store: store.clone(),
-        pool: pool.clone(),
+    let metrics = Arc::new(Metrics::default());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let metrics_addr = match config.metrics {
+        Some(addr) => {
+            let (bound, _task) = metrics::serve(metrics.clone(), addr, shutdown_rx.clone())
+                .await
+                .map_err(|e| NodeError::Task(format!("serving metrics on {addr}: {e}")))?;
+            tracing::info!(addr = %bound, "Prometheus metrics at /metrics");
+            Some(bound)
+        }
+        None => None,
+    };
+    let producer = Arc::new(Producer::new(
+        store.clone(),
+        pool.clone(),
         executor,
         spec,
-        coinbase: config.coinbase,
-        max_block_txs: config.max_block_txs,
+        config.coinbase,
+        config.max_block_txs,
         blocks,
-    });
-    let (shutdown, shutdown_rx) = watch::channel(false);
+        metrics.clone(),
+    ));
     let producer = tokio::spawn(producer::run(producer, config.block_time, shutdown_rx));
     Ok(RunningNode {
         rpc_addr,
         store,
         pool,
+        metrics,
+        metrics_addr,
         shutdown,
         producer,
         rpc,

@@ -43,15 +43,16 @@ fn harness(config: RpcConfig) -> Harness {
         wallets,
         config,
     ));
-    let producer = Producer {
+    let producer = Producer::new(
         store,
         pool,
-        executor: Arc::new(SequentialExecutor::new(1337, codes)),
+        Arc::new(SequentialExecutor::new(1337, codes)),
         spec,
-        coinbase: Address::repeat_byte(0xc0),
-        max_block_txs: 10_000,
+        Address::repeat_byte(0xc0),
+        10_000,
         blocks,
-    };
+        Arc::default(),
+    );
     Harness {
         _dir: dir,
         producer,

@@ -146,6 +146,25 @@ pub struct CommitTimings {
     pub total: Duration,
 }
 
+/// A block sealed by [`Store::merkleize`], waiting for [`Store::persist`].
+#[derive(Debug)]
+pub struct SealedBlock {
+    /// The block, its header carrying the state root.
+    pub block: Block,
+    receipts: Vec<StoredReceipt>,
+    hashed: Arc<HashedDiff>,
+    codes: std::collections::BTreeMap<B256, alloy_primitives::Bytes>,
+    timings: CommitTimings,
+    started: Instant,
+}
+
+impl SealedBlock {
+    /// Where the merkleize stage's time went.
+    pub fn timings(&self) -> CommitTimings {
+        self.timings
+    }
+}
+
 /// The chain database.
 pub struct Store {
     db: Arc<Database>,
@@ -154,6 +173,14 @@ pub struct Store {
     /// Held for a whole block commit; holds the state commitment (`None` after a failed commit:
     /// reopened from disk on next use).
     commitment: Mutex<Option<MptCommitment>>,
+    /// The newest merkleized block (number, hash): the head, or ahead of it by the blocks
+    /// between [`Store::merkleize`] and [`Store::persist`].
+    tip: Mutex<(u64, B256)>,
+    /// Notified whenever the head moves.
+    head_moved: parking_lot::Condvar,
+    head_wait: Mutex<()>,
+    /// The trie's durable checkpoint block (shared with the commitment, also after a reopen).
+    trie_durable: RwLock<Arc<std::sync::atomic::AtomicU64>>,
     last_commit: Mutex<CommitTimings>,
     final_checkpoint: std::sync::atomic::AtomicBool,
     trie_path: PathBuf,
@@ -320,7 +347,12 @@ impl Store {
                 }
             }
         };
+        let tip = (head.header.number, head.hash);
         let store = Self {
+            tip: Mutex::new(tip),
+            head_moved: parking_lot::Condvar::new(),
+            head_wait: Mutex::new(()),
+            trie_durable: RwLock::new(Arc::default()),
             head: RwLock::new(Arc::new(head)),
             db,
             flat,
@@ -338,14 +370,38 @@ impl Store {
 
     fn open_commitment(&self) -> Result<MptCommitment, StoreError> {
         let head = self.head();
-        MptCommitment::open(
+        let commitment = MptCommitment::open(
             &self.trie_path,
             &self.db,
             self.flat.database(),
             head.header.number,
             head.header.state_root,
             self.config.commitment.clone(),
-        )
+        )?;
+        *self.trie_durable.write() = commitment.durable_handle();
+        // Blocks merkleized but not persisted are gone with the old trie.
+        *self.tip.lock() = (head.header.number, head.hash);
+        Ok(commitment)
+    }
+
+    /// Blocks until the head is at least `number` (or `timeout` passes); returns the head.
+    pub fn wait_for_head(&self, number: u64, timeout: Duration) -> Arc<Head> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.head_wait.lock();
+        loop {
+            let head = self.head();
+            if head.header.number >= number {
+                return head;
+            }
+            if self.head_moved.wait_until(&mut guard, deadline).timed_out() {
+                return self.head();
+            }
+        }
+    }
+
+    /// The newest merkleized block: (number, hash).
+    pub fn tip(&self) -> (u64, B256) {
+        *self.tip.lock()
     }
 
     /// Runs `f` on the state commitment, reopening it from disk if a failed commit dropped it.
@@ -391,51 +447,118 @@ impl Store {
 
     /// Applies `diff`, sets `header.state_root` to the resulting root, and commits the block with
     /// its receipts and indexes atomically. `header.parent_hash` must be the head's hash.
+    /// [`Store::merkleize`] then [`Store::persist`]; a pipeline calls them from different stages.
     pub fn commit_block(
+        &self,
+        header: Header,
+        body: BlockBody,
+        receipts: Vec<StoredReceipt>,
+        diff: &StateDiff,
+    ) -> Result<Block, StoreError> {
+        let sealed = self.merkleize(header, body, receipts, diff)?;
+        self.persist(sealed)
+    }
+
+    /// The *merkleize* stage: applies `diff` to the state trie, sets `header.state_root` and
+    /// seals the block. `header` must extend the tip (the newest merkleized block, which may be
+    /// ahead of the head by blocks not yet persisted). Nothing is durable until
+    /// [`Store::persist`]; blocks must be persisted in the order they were merkleized.
+    pub fn merkleize(
         &self,
         mut header: Header,
         body: BlockBody,
         receipts: Vec<StoredReceipt>,
         diff: &StateDiff,
-    ) -> Result<Block, StoreError> {
+    ) -> Result<SealedBlock, StoreError> {
         let mut guard = self.commitment.lock();
-        let head = self.head();
-        if header.parent_hash != head.hash || header.number != head.header.number + 1 {
+        if guard.is_none() {
+            *guard = Some(self.open_commitment()?);
+        }
+        let tip = self.tip();
+        if header.parent_hash != tip.1 || header.number != tip.0 + 1 {
             return Err(StoreError::NotOnHead {
                 number: header.number,
                 parent: header.parent_hash,
-                head: head.hash,
+                head: tip.1,
             });
         }
         let started = Instant::now();
+        // A trie checkpoint may only hold blocks the chain database already has: when one is
+        // due, let the persist stage catch up with the tip first (a short bubble every
+        // checkpoint interval).
+        if guard.as_ref().is_some_and(|c| c.checkpoint_due()) {
+            let head = self.wait_for_head(tip.0, Duration::from_secs(1));
+            if head.header.number >= tip.0
+                && let Err(e) = self.with_commitment(&mut guard, |c| c.checkpoint(false))
+            {
+                tracing::warn!(error = %e, "state trie checkpoint failed; reopening from disk");
+            }
+        }
+        let checkpoint = started.elapsed();
         let hashed = Arc::new(HashedDiff::new(diff));
         let number = header.number;
         let mut timings = CommitTimings {
             keys: hashed.len(),
-            hashing: started.elapsed(),
+            hashing: started.elapsed() - checkpoint,
+            checkpoint,
             ..Default::default()
         };
-        let flat_durable = self.flat.durable_block();
-        let block = self.with_commitment(&mut guard, |commitment| {
-            let merkleize = Instant::now();
-            let out = {
-                let _span = tracing::debug_span!("merkleize", block = number).entered();
-                commitment.apply(number, &hashed)?
-            };
-            timings.merkleize = merkleize.elapsed();
-            let flush = Instant::now();
+        let merkleize = Instant::now();
+        let out = {
+            let _span = tracing::debug_span!("merkleize", block = number).entered();
+            self.with_commitment(&mut guard, |c| c.apply(number, &hashed))?
+        };
+        timings.merkleize = merkleize.elapsed();
+        header.state_root = out.root;
+        let block = Block::seal(header, body);
+        *self.tip.lock() = (number, block.hash);
+        Ok(SealedBlock {
+            block,
+            receipts,
+            hashed,
+            codes: diff.codes.clone(),
+            timings,
+            started,
+        })
+    }
+
+    /// The *flush* stage: commits a merkleized block durably (header, body, receipts, indexes,
+    /// new code, the state journal) in one transaction, then makes it the head: its state is
+    /// readable from then on. Starts the background checkpoints when due.
+    pub fn persist(&self, sealed: SealedBlock) -> Result<Block, StoreError> {
+        let SealedBlock {
+            block,
+            receipts,
+            hashed,
+            codes,
+            mut timings,
+            started,
+        } = sealed;
+        let head = self.head();
+        let number = block.number();
+        if block.header.parent_hash != head.hash || number != head.header.number + 1 {
+            return Err(StoreError::NotOnHead {
+                number,
+                parent: block.header.parent_hash,
+                head: head.hash,
+            });
+        }
+        let flush = Instant::now();
+        {
             let _span = tracing::debug_span!("flush", block = number).entered();
-            header.state_root = out.root;
-            let block = Block::seal(header, body);
+            let prune = self
+                .trie_durable
+                .read()
+                .load(std::sync::atomic::Ordering::Acquire)
+                .min(self.flat.durable_block());
             let txn = self.db.begin_write()?;
             {
-                let mut codes = txn.open_table(CODES)?;
-                for (hash, code) in &diff.codes {
-                    codes.insert(&hash.0, code.as_ref())?;
+                let mut table = txn.open_table(CODES)?;
+                for (hash, code) in &codes {
+                    table.insert(&hash.0, code.as_ref())?;
                 }
                 let mut journal = txn.open_table(JOURNAL)?;
                 journal.insert(number, codec::encode_journal(&hashed).as_slice())?;
-                let prune = commitment.durable_block().min(flat_durable);
                 journal.retain_in(..=prune, |_, _| false)?;
             }
             let journaled = flush.elapsed();
@@ -450,22 +573,22 @@ impl Store {
                 commit = ?(timings.flush - written),
                 "chain database write"
             );
-            Ok(block)
-        })?;
+        }
         // State first, then the head: a snapshot never has a head without its state.
         self.flat.push(PendingBlock::new(number, hashed));
-        *self.head.write() = Arc::new(Head {
-            header: block.header.clone(),
-            hash: block.hash,
-        });
+        {
+            let _guard = self.head_wait.lock();
+            *self.head.write() = Arc::new(Head {
+                header: block.header.clone(),
+                hash: block.hash,
+            });
+            self.head_moved.notify_all();
+        }
         let checkpoint = Instant::now();
         if let Err(e) = self.flat.maybe_checkpoint(number, false) {
             tracing::warn!(error = %e, "flat state checkpoint failed; the journal keeps the blocks");
         }
-        if let Err(e) = self.with_commitment(&mut guard, |c| c.checkpoint(false)) {
-            tracing::warn!(error = %e, "state trie checkpoint failed; reopening from disk");
-        }
-        timings.checkpoint = checkpoint.elapsed();
+        timings.checkpoint += checkpoint.elapsed();
         timings.total = started.elapsed();
         *self.last_commit.lock() = timings;
         Ok(block)
@@ -486,7 +609,18 @@ impl Store {
     /// the next start replays nothing.
     pub fn flush(&self) -> Result<(), StoreError> {
         let mut guard = self.commitment.lock();
-        self.flat.flush(self.head().header.number)?;
+        let head = self.head();
+        self.flat.flush(head.header.number)?;
+        if self.tip().0 != head.header.number {
+            // The trie holds merkleized blocks the chain database does not: a checkpoint now
+            // would be ahead of the chain. The journal brings the trie up on the next open.
+            tracing::warn!(
+                head = head.header.number,
+                tip = self.tip().0,
+                "blocks merkleized but not persisted; skipping the final trie checkpoint"
+            );
+            return Ok(());
+        }
         self.with_commitment(&mut guard, |c| {
             c.checkpoint(true)?;
             c.wait()

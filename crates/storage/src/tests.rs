@@ -171,6 +171,93 @@ fn small_config(interval: u64, keep_depth: usize) -> StoreConfig {
     }
 }
 
+/// The pipeline's use: block N+1 is merkleized before block N is persisted (a persist stage on
+/// another thread), with trie checkpoints due on every block. Roots equal committing one block at
+/// a time; reads between the stages see the head only; a block merkleized but never persisted is
+/// gone after a reopen and the chain continues from the head.
+#[test]
+fn merkleize_ahead_of_persist_matches_one_at_a_time() {
+    let spec = dev_spec();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = Store::open_with(&dir.path().join("ref"), &spec, small_config(1, 1)).unwrap();
+    let mut roots = Vec::new();
+    for n in 1..=6u8 {
+        let b = reference
+            .commit_block(next_header(&reference), vec![], vec![], &sample_diff(n))
+            .unwrap();
+        roots.push(b.header.state_root);
+    }
+
+    let path = dir.path().join("pipe");
+    let store = Arc::new(Store::open_with(&path, &spec, small_config(1, 1)).unwrap());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<SealedBlock>(1);
+    let persister = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let mut persisted = Vec::new();
+            for sealed in rx {
+                let number = sealed.block.number();
+                // Before persisting, the head is the previous block.
+                assert_eq!(store.head().header.number, number - 1);
+                persisted.push(store.persist(sealed).unwrap().header.state_root);
+            }
+            persisted
+        })
+    };
+    let mut parent = store.head().hash;
+    for n in 1..=6u8 {
+        let header = Header {
+            parent_hash: parent,
+            number: n as u64,
+            gas_limit: spec.genesis_header().gas_limit,
+            ..Default::default()
+        };
+        let sealed = store
+            .merkleize(header, vec![], vec![], &sample_diff(n))
+            .unwrap();
+        assert_eq!(sealed.block.header.state_root, roots[n as usize - 1]);
+        assert_eq!(store.tip(), (n as u64, sealed.block.hash));
+        parent = sealed.block.hash;
+        tx.send(sealed).unwrap();
+    }
+    drop(tx);
+    assert_eq!(persister.join().unwrap(), roots);
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.head().header.number, 6);
+    assert_eq!(
+        snap.account(Address::repeat_byte(6))
+            .unwrap()
+            .map(|a| a.balance),
+        Some(U256::from(6))
+    );
+
+    // Merkleized, never persisted: not the head, and gone after a reopen.
+    let header = next_header(&store);
+    let sealed = store
+        .merkleize(header.clone(), vec![], vec![], &sample_diff(7))
+        .unwrap();
+    assert_eq!(store.head().header.number, 6);
+    assert!(
+        store
+            .snapshot()
+            .unwrap()
+            .account(Address::repeat_byte(7))
+            .unwrap()
+            .is_none()
+    );
+    drop(sealed);
+    drop(Arc::into_inner(store).expect("only owner"));
+    let store = Store::open_with(&path, &spec, small_config(1, 1)).unwrap();
+    assert_eq!(store.head().header.number, 6);
+    let again = store
+        .commit_block(header, vec![], vec![], &sample_diff(7))
+        .unwrap();
+    let expected = reference
+        .commit_block(next_header(&reference), vec![], vec![], &sample_diff(7))
+        .unwrap();
+    assert_eq!(again.header.state_root, expected.header.state_root);
+}
+
 mod random_blocks {
     use alloy_trie::{Nibbles, proof::verify_proof};
     use proptest::prelude::*;

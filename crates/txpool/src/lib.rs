@@ -203,6 +203,24 @@ impl SenderQueue {
 struct Inner {
     by_hash: HashMap<B256, Arc<RecoveredTx>>,
     senders: HashMap<Address, SenderQueue>,
+    in_flight: InFlight,
+}
+
+/// Transactions of blocks that are executed but not yet committed (a pipelined producer): they
+/// left the queues but the committed state does not show them yet, so lookups, nonces and
+/// admission consult this.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Hash → (block, transaction).
+    txs: HashMap<B256, (u64, Arc<RecoveredTx>)>,
+    /// Sender → (block, nonce after that block).
+    nonces: HashMap<Address, (u64, u64)>,
+}
+
+impl InFlight {
+    fn nonce(&self, sender: &Address) -> u64 {
+        self.nonces.get(sender).map_or(0, |(_, n)| *n)
+    }
 }
 
 /// The transaction pool.
@@ -306,7 +324,14 @@ impl TxPool {
     ) -> Result<B256, PoolError> {
         self.check_stateless(&tx, base_fee)?;
         let sender = tx.sender();
-        let account = state.account(sender)?.unwrap_or_default();
+        let mut account = state.account(sender)?.unwrap_or_default();
+        {
+            let inner = self.inner.lock();
+            account.nonce = account.nonce.max(inner.in_flight.nonce(&sender));
+            if inner.in_flight.txs.contains_key(&tx.hash()) {
+                return Err(PoolError::AlreadyKnown);
+            }
+        }
         if tx.nonce() < account.nonce {
             return Err(PoolError::NonceTooLow {
                 address: sender,
@@ -373,13 +398,19 @@ impl TxPool {
 
     /// The pooled transaction with `hash`.
     pub fn get(&self, hash: &B256) -> Option<Arc<RecoveredTx>> {
-        self.inner.lock().by_hash.get(hash).cloned()
+        let inner = self.inner.lock();
+        inner
+            .by_hash
+            .get(hash)
+            .or_else(|| inner.in_flight.txs.get(hash).map(|(_, tx)| tx))
+            .cloned()
     }
 
     /// The nonce the sender's next transaction should carry: the account nonce plus its pending
     /// transactions.
     pub fn pending_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
         let inner = self.inner.lock();
+        let state_nonce = state_nonce.max(inner.in_flight.nonce(&sender));
         match inner.senders.get(&sender) {
             None => state_nonce,
             Some(q) => {
@@ -521,6 +552,44 @@ impl TxPool {
         rejected: &[Arc<RecoveredTx>],
         state: &dyn StateView,
     ) -> Result<(), StateError> {
+        self.remove_executed(None, included, rejected, state)
+    }
+
+    /// [`TxPool::on_block`] for block `number` executed but not yet committed (state is the
+    /// speculative state after it): its transactions stay findable by hash and count towards
+    /// their senders' nonces until [`TxPool::on_committed`] for `number`.
+    pub fn on_executed(
+        &self,
+        number: u64,
+        included: &[Arc<RecoveredTx>],
+        rejected: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+    ) -> Result<(), StateError> {
+        self.remove_executed(Some(number), included, rejected, state)
+    }
+
+    /// Block `number` is committed: the committed state shows its transactions now.
+    pub fn on_committed(&self, number: u64) {
+        let mut inner = self.inner.lock();
+        inner.in_flight.txs.retain(|_, (block, _)| *block > number);
+        inner
+            .in_flight
+            .nonces
+            .retain(|_, (block, _)| *block > number);
+    }
+
+    /// Executed transactions not yet committed.
+    pub fn in_flight(&self) -> usize {
+        self.inner.lock().in_flight.txs.len()
+    }
+
+    fn remove_executed(
+        &self,
+        in_flight: Option<u64>,
+        included: &[Arc<RecoveredTx>],
+        rejected: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+    ) -> Result<(), StateError> {
         let mut senders: Vec<Address> = included
             .iter()
             .chain(rejected)
@@ -533,6 +602,14 @@ impl TxPool {
             nonces.push(state.account(*s)?.map(|a| a.nonce).unwrap_or(0));
         }
         let mut inner = self.inner.lock();
+        if let Some(number) = in_flight {
+            for tx in included {
+                inner.in_flight.txs.insert(tx.hash(), (number, tx.clone()));
+            }
+            for (sender, nonce) in senders.iter().zip(&nonces) {
+                inner.in_flight.nonces.insert(*sender, (number, *nonce));
+            }
+        }
         for tx in rejected {
             let hash = tx.hash();
             if inner.by_hash.remove(&hash).is_some()

@@ -236,3 +236,48 @@ fn parallel_recovery_keeps_order_and_reports_bad_input() {
         assert_eq!(tx.sender(), w.address());
     }
 }
+
+/// A pipelined producer removes a block's transactions when it executes them; until the block is
+/// committed the pool still answers for them: lookups, pending nonces, duplicate and stale
+/// submissions.
+#[test]
+fn executed_but_uncommitted_transactions_stay_visible() {
+    let w = Wallet::from_index(1);
+    let (pool, state) = setup(std::slice::from_ref(&w));
+    let first = transfer(&w, 0);
+    let hash = first.hash();
+    pool.add(first.clone(), &state, BASE_FEE).unwrap();
+    pool.add(transfer(&w, 1), &state, BASE_FEE).unwrap();
+    let best = pool.best_transactions(BASE_FEE, 30_000_000, 1);
+    assert_eq!(best.len(), 1);
+
+    let mut after = state.clone();
+    after.insert_account(w.address(), 1, U256::from(10u128.pow(21)), None, []);
+    pool.on_executed(7, &best, &[], &after).unwrap();
+    // The committed state (`state`) still says nonce 0.
+    assert_eq!(pool.get(&hash).map(|t| t.hash()), Some(hash));
+    assert_eq!(pool.pending_nonce(w.address(), 0), 2);
+    assert_eq!(pool.in_flight(), 1);
+    assert_eq!(
+        pool.add(first, &state, BASE_FEE),
+        Err(PoolError::AlreadyKnown)
+    );
+    let stale =
+        w.sign_recovered(TxBuilder::new(CHAIN).transfer(0, Address::repeat_byte(8), U256::from(2)));
+    let err = pool.add(stale, &state, BASE_FEE).unwrap_err();
+    assert!(err.to_string().starts_with("nonce too low"), "{err}");
+    // The next block picks up where the executed one stopped.
+    let next = pool.best_transactions(BASE_FEE, 30_000_000, 10);
+    assert_eq!(next.iter().map(|t| t.nonce()).collect::<Vec<_>>(), vec![1]);
+
+    pool.on_committed(6);
+    assert_eq!(
+        pool.in_flight(),
+        1,
+        "an older block's commit keeps block 7 in flight"
+    );
+    pool.on_committed(7);
+    assert_eq!(pool.in_flight(), 0);
+    assert!(pool.get(&hash).is_none());
+    assert_eq!(pool.pending_nonce(w.address(), 1), 2);
+}

@@ -450,6 +450,17 @@ impl MptCommitment {
         self.durable.load(Ordering::Acquire)
     }
 
+    /// The shared counter behind [`MptCommitment::durable_block`].
+    pub fn durable_handle(&self) -> Arc<AtomicU64> {
+        self.durable.clone()
+    }
+
+    /// Whether [`MptCommitment::checkpoint`] without `force` would start a checkpoint.
+    pub fn checkpoint_due(&self) -> bool {
+        self.block != self.last_checkpoint
+            && self.block >= self.last_checkpoint + self.config.checkpoint_interval
+    }
+
     /// Applies block `block`'s changes and returns the new root and storage roots.
     pub fn apply(&mut self, block: u64, diff: &HashedDiff) -> Result<CommitOutput, StoreError> {
         let started = std::time::Instant::now();
