@@ -35,6 +35,36 @@ enum Command {
     /// Measure a node.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect a data directory.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCommand {
+    /// Check a stopped node's data directory: the head's state root against a full
+    /// recomputation of the flat state, and every block re-executed from genesis with the
+    /// sequential executor (same state root, receipts root and gas).
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The data directory is a dev chain's.
+    #[arg(long)]
+    dev: bool,
+
+    /// Data directory [default: as `pharos node`].
+    #[arg(long, value_name = "DIR")]
+    datadir: Option<PathBuf>,
+
+    /// Genesis file in geth's JSON format (required without --dev).
+    #[arg(long, value_name = "FILE")]
+    genesis: Option<PathBuf>,
+
+    /// Chain id of the dev chain.
+    #[arg(long, value_name = "N")]
+    chain_id: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -264,14 +294,44 @@ fn default_datadir(spec: &ChainSpec, dev: bool) -> PathBuf {
     base.join("pharos").join(name)
 }
 
-fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
-    let spec = match (&args.genesis, args.dev) {
+fn run_db_verify(args: VerifyArgs) -> Result<(), String> {
+    let spec = chain_spec(args.genesis.as_deref(), args.dev, args.chain_id)?;
+    let datadir = args
+        .datadir
+        .unwrap_or_else(|| default_datadir(&spec, args.dev));
+    let path = datadir.join("chain.redb");
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    let store = pharos_storage::Store::open(&path, &spec).map_err(|e| e.to_string())?;
+    let scratch = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
+    let started = std::time::Instant::now();
+    let report = pharos_node::verify::verify_chain(&store, &spec, scratch.path(), |n, head| {
+        if n % 1000 == 0 || n == head {
+            eprintln!("re-executed block {n} of {head}");
+        }
+    })?;
+    println!(
+        "ok: head {} ({} transactions re-executed) matches its state root and every block hash, in {:.1} s",
+        report.head,
+        report.transactions,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn chain_spec(
+    genesis: Option<&std::path::Path>,
+    dev: bool,
+    chain_id: Option<u64>,
+) -> Result<ChainSpec, String> {
+    match (genesis, dev) {
         (Some(path), _) => {
             let json = std::fs::read_to_string(path)
                 .map_err(|e| format!("reading genesis file {}: {e}", path.display()))?;
             let spec = ChainSpec::from_genesis_json(&json)
                 .map_err(|e| format!("genesis file {}: {e}", path.display()))?;
-            if let Some(id) = args.chain_id
+            if let Some(id) = chain_id
                 && id != spec.chain_id()
             {
                 return Err(format!(
@@ -279,15 +339,15 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
                     spec.chain_id()
                 ));
             }
-            spec
+            Ok(spec)
         }
-        (None, true) => {
-            ChainSpec::dev(args.chain_id.unwrap_or(DEV_CHAIN_ID)).map_err(|e| e.to_string())?
-        }
-        (None, false) => {
-            return Err("either --dev or --genesis FILE is required".into());
-        }
-    };
+        (None, true) => ChainSpec::dev(chain_id.unwrap_or(DEV_CHAIN_ID)).map_err(|e| e.to_string()),
+        (None, false) => Err("either --dev or --genesis FILE is required".into()),
+    }
+}
+
+fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
+    let spec = chain_spec(args.genesis.as_deref(), args.dev, args.chain_id)?;
     if args.block_time.is_zero() {
         return Err("--block-time must be above zero".into());
     }
@@ -540,6 +600,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::E2e(args)) => runtime.block_on(run_bench_e2e(args)),
         Command::Bench(BenchCommand::Exec(args)) => run_bench_exec(args),
         Command::Bench(BenchCommand::State(args)) => run_bench_state(args),
+        Command::Db(DbCommand::Verify(args)) => run_db_verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

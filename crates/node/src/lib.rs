@@ -15,6 +15,7 @@
 
 pub mod metrics;
 pub mod producer;
+pub mod verify;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

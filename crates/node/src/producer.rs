@@ -371,6 +371,7 @@ impl Producer {
             .on_executed(ctx.number, &body, &rejected, &view.with_layer(layer))
             .map_err(|e| NodeError::Store(pharos_storage::StoreError::Db(e.to_string())))?;
         *self.last_executed.lock() = Some(header.clone());
+        pharos_storage::crash_point("executed", ctx.number);
         self.metrics.stage("execute", started.elapsed());
         self.metrics
             .in_flight

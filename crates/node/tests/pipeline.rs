@@ -13,10 +13,9 @@ use std::{
 };
 
 use alloy_primitives::{Address, Bytes, TxKind, U256};
-use pharos_evm::BlockContext;
-use pharos_executor::{BlockExecutor, CodeCache, SequentialExecutor, StateView, TxResult};
+use pharos_executor::{CodeCache, StateView};
 use pharos_node::NodeConfig;
-use pharos_primitives::{ChainSpec, receipt::build_receipt};
+use pharos_primitives::ChainSpec;
 use pharos_storage::Store;
 use pharos_workload::{TxBuilder, Wallet};
 
@@ -133,57 +132,20 @@ async fn pipelined_blocks_equal_a_sequential_replay() {
     eprintln!("{head} blocks, {included} transactions, {reexecutions} re-executed blocks");
 }
 
-/// Replays every block of `store` one at a time with the sequential executor on a fresh store
-/// and checks each header (state root, receipts root, gas, …) is the same. Returns (blocks,
-/// transactions).
+/// Re-executes every block of `store` sequentially (`pharos db verify`) and checks the contract
+/// stored a real parent hash (a placeholder would have changed the state root, failing the
+/// replay). Returns (blocks, transactions).
 fn replay_matches(store: &Store, spec: &ChainSpec, contract: Address) -> (u64, usize) {
-    // Replay every block one at a time with the sequential executor on a fresh store.
-    let snap = store.snapshot().expect("snapshot");
-    let head = snap.head().header.number;
-    let replay_dir = tempfile::tempdir().expect("tempdir");
-    let replay = Store::open(&replay_dir.path().join("db"), spec).expect("replay store");
-    let executor = SequentialExecutor::new(1337, Arc::new(CodeCache::default()));
-    let mut included = 0;
-    for number in 1..=head {
-        let header = snap.header(number).expect("read").expect("header");
-        let body = snap.body(number).expect("read").expect("body");
-        let state = replay.snapshot().expect("replay snapshot");
-        let out = executor
-            .execute(&BlockContext::from_header(&header), &body, &state)
-            .expect("replay executes");
-        let mut receipts = Vec::new();
-        let mut cumulative = 0;
-        for (tx, result) in body.iter().zip(out.results) {
-            match result {
-                TxResult::Included(o) => {
-                    cumulative += o.gas_used;
-                    receipts.push(build_receipt(tx.tx_type(), o.success(), cumulative, o.logs));
-                }
-                TxResult::Rejected(r) => panic!("block {number} holds a rejected transaction: {r}"),
-            }
-        }
-        included += body.len();
-        let original = header.hash_slow();
-        let mut again = header.clone();
-        again.state_root = Default::default();
-        let block = replay
-            .commit_block(again, body, receipts, &out.diff)
-            .expect("replay commits");
-        assert_eq!(
-            block.header, header,
-            "block {number} differs from its sequential replay"
-        );
-        assert_eq!(block.hash, original);
-    }
-    // The contract stored a real parent hash (the replay computed the same root with the real
-    // hashes, so a placeholder would have failed above).
-    let last = replay
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let report = pharos_node::verify::verify_chain(store, spec, scratch.path(), |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    let slot = store
         .snapshot()
         .expect("snapshot")
         .storage(contract, U256::ZERO)
         .expect("slot");
-    assert!(!last.is_zero());
-    (head, included)
+    assert!(!slot.is_zero());
+    (report.head, report.transactions)
 }
 
 /// Deterministic: block N+1 is executed while block N is not merkleized yet and reads

@@ -357,6 +357,7 @@ impl FlatStore {
                 let txn = db.begin_write()?;
                 merged.write(&txn)?;
                 set_checkpoint(&txn, head)?;
+                crate::crash_point("flat-checkpoint", head);
                 txn.commit()?;
                 durable.store(head, Ordering::Release);
                 let mut pending = pending.write();

@@ -146,6 +146,28 @@ pub struct CommitTimings {
     pub total: Duration,
 }
 
+/// Crash-safety test hook: when the environment variable `PHAROS_CRASH_AT` is
+/// `<point>:<block>`, the process aborts — no destructors, no flushes, as under SIGKILL — the
+/// first time it reaches `point` for a block at or above `block`. Points: `executed` (node),
+/// `merkleized`, `chain-committed` (the block's transaction is durable, the head not moved yet),
+/// `persisted`, `flat-checkpoint` and `trie-checkpoint` (background writers, before their commit).
+#[doc(hidden)]
+pub fn crash_point(point: &str, block: u64) {
+    static AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        let value = std::env::var("PHAROS_CRASH_AT").ok()?;
+        let (name, number) = value.split_once(':')?;
+        Some((name.to_string(), number.parse().ok()?))
+    });
+    if let Some((name, number)) = at
+        && name == point
+        && block >= *number
+    {
+        eprintln!("PHAROS_CRASH_AT: aborting at {point} for block {block}");
+        std::process::abort();
+    }
+}
+
 /// A block sealed by [`Store::merkleize`], waiting for [`Store::persist`].
 #[derive(Debug)]
 pub struct SealedBlock {
@@ -512,6 +534,7 @@ impl Store {
         header.state_root = out.root;
         let block = Block::seal(header, body);
         *self.tip.lock() = (number, block.hash);
+        crash_point("merkleized", number);
         Ok(SealedBlock {
             block,
             receipts,
@@ -565,6 +588,7 @@ impl Store {
             write_block(&txn, &block, &receipts)?;
             let written = flush.elapsed();
             txn.commit()?;
+            crash_point("chain-committed", number);
             timings.flush = flush.elapsed();
             tracing::debug!(
                 block = number,
@@ -591,6 +615,7 @@ impl Store {
         timings.checkpoint += checkpoint.elapsed();
         timings.total = started.elapsed();
         *self.last_commit.lock() = timings;
+        crash_point("persisted", number);
         Ok(block)
     }
 

@@ -138,6 +138,7 @@ fn write_checkpoint(db: &Database, job: &CheckpointJob) -> Result<(), StoreError
         txn.open_table(META)?
             .insert(META_CHECKPOINT, value.as_slice())?;
     }
+    crate::crash_point("trie-checkpoint", job.block);
     txn.commit()?;
     Ok(())
 }
