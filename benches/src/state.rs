@@ -39,6 +39,8 @@ pub struct StateBench {
     pub datadir: PathBuf,
     /// Store settings.
     pub config: StoreConfig,
+    /// The state commitment measured.
+    pub commitment: pharos_primitives::StateCommitment,
 }
 
 /// One measured block.
@@ -134,6 +136,18 @@ pub fn proc_status_mib(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Bytes the files under `dir` occupy on disk.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| file_size(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Bytes the file occupies on disk (allocated blocks, not its apparent length: redb
 /// pre-allocates its file and leaves holes).
 fn file_size(path: &std::path::Path) -> u64 {
@@ -166,7 +180,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 impl StateBench {
     /// Runs the benchmark; `progress` hears about each phase.
     pub fn run(&self, mut progress: impl FnMut(&str)) -> Result<StateReport, String> {
-        let spec = ChainSpec::dev(1337).map_err(|e| e.to_string())?;
+        let spec = ChainSpec::dev_with(1337, self.commitment).map_err(|e| e.to_string())?;
         if self.datadir.exists() {
             std::fs::remove_dir_all(&self.datadir)
                 .map_err(|e| format!("clearing {}: {e}", self.datadir.display()))?;
@@ -308,6 +322,8 @@ impl StateBench {
         let (accounts_mem, _, _) = store.trie_memory().unwrap_or_default();
         let trie_disk_bytes = file_size(&self.datadir.join("chain.redb.trie"));
         let flat_disk_bytes = file_size(&self.datadir.join("chain.redb.state"));
+        let nomt_disk_bytes = dir_size(&self.datadir.join("chain.redb.trie.nomt"));
+        let trie_disk_bytes = trie_disk_bytes + nomt_disk_bytes;
         let disk_bytes = file_size(&db) + flat_disk_bytes + trie_disk_bytes;
         Ok(StateReport {
             accounts: self.accounts,

@@ -65,6 +65,10 @@ struct VerifyArgs {
     /// Chain id of the dev chain.
     #[arg(long, value_name = "N")]
     chain_id: Option<u64>,
+
+    /// State commitment of the dev chain (mpt or nomt).
+    #[arg(long, value_name = "KIND")]
+    state_commitment: Option<pharos_primitives::StateCommitment>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,6 +116,18 @@ struct StateArgs {
     /// Flat-state checkpoint interval, in blocks (pending blocks are merged into one write).
     #[arg(long, default_value_t = 8)]
     flat_interval: u64,
+
+    /// State commitment: mpt or nomt.
+    #[arg(long, default_value = "mpt")]
+    commitment: pharos_primitives::StateCommitment,
+
+    /// NOMT hash-table buckets (4 KiB pages; about (accounts + slots) / 20 are used).
+    #[arg(long, default_value_t = 1 << 21)]
+    nomt_buckets: u32,
+
+    /// NOMT page and leaf cache, MiB each.
+    #[arg(long, default_value_t = 256)]
+    nomt_cache_mib: usize,
 
     /// Write the measurements as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -172,9 +188,14 @@ struct E2eArgs {
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     node_args: Vec<String>,
 
-    /// Load: transfer (native value) or erc20 (OpenZeppelin ERC-20 transfer).
+    /// Load: transfer (native value), erc20 (OpenZeppelin ERC-20 transfer) or uniswap (swaps on
+    /// Uniswap V2 pairs; needs `npm ci` in tests/e2e or PHAROS_UNISWAP_BUILD).
     #[arg(long, default_value = "erc20")]
     workload: pharos_loadgen::Workload,
+
+    /// Uniswap V2 pairs for the uniswap workload (senders are spread over them).
+    #[arg(long, default_value_t = 64)]
+    pairs: usize,
 
     /// Transactions in the measured phase.
     #[arg(long, default_value_t = 20_000)]
@@ -200,6 +221,15 @@ struct E2eArgs {
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
 
+    /// Write an SVG chart of the run (tx/s per block; stage times with metrics) to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+
+    /// Prometheus metrics of the node (e.g. http://127.0.0.1:9464/metrics), scraped once per
+    /// block for per-stage times [with --spawn: the spawned node's, automatically].
+    #[arg(long, value_name = "URL")]
+    metrics: Option<String>,
+
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -223,6 +253,11 @@ struct NodeArgs {
     /// Chain id of the dev chain (a genesis file carries its own).
     #[arg(long, value_name = "N")]
     chain_id: Option<u64>,
+
+    /// State commitment of the dev chain: mpt (Ethereum's Merkle-Patricia trie, default) or
+    /// nomt (binary SHA-256 tree). A genesis file names its own (config.pharos.stateCommitment).
+    #[arg(long, value_name = "KIND")]
+    state_commitment: Option<pharos_primitives::StateCommitment>,
 
     /// Address the JSON-RPC server (HTTP and WebSocket on one port) listens on.
     #[arg(long = "http.addr", value_name = "IP", default_value = "127.0.0.1")]
@@ -295,7 +330,12 @@ fn default_datadir(spec: &ChainSpec, dev: bool) -> PathBuf {
 }
 
 fn run_db_verify(args: VerifyArgs) -> Result<(), String> {
-    let spec = chain_spec(args.genesis.as_deref(), args.dev, args.chain_id)?;
+    let spec = chain_spec(
+        args.genesis.as_deref(),
+        args.dev,
+        args.chain_id,
+        args.state_commitment,
+    )?;
     let datadir = args
         .datadir
         .unwrap_or_else(|| default_datadir(&spec, args.dev));
@@ -324,6 +364,7 @@ fn chain_spec(
     genesis: Option<&std::path::Path>,
     dev: bool,
     chain_id: Option<u64>,
+    commitment: Option<pharos_primitives::StateCommitment>,
 ) -> Result<ChainSpec, String> {
     match (genesis, dev) {
         (Some(path), _) => {
@@ -339,15 +380,32 @@ fn chain_spec(
                     spec.chain_id()
                 ));
             }
+            if let Some(kind) = commitment
+                && kind != spec.pharos().state_commitment
+            {
+                return Err(format!(
+                    "--state-commitment {kind} contradicts the genesis file's {}",
+                    spec.pharos().state_commitment
+                ));
+            }
             Ok(spec)
         }
-        (None, true) => ChainSpec::dev(chain_id.unwrap_or(DEV_CHAIN_ID)).map_err(|e| e.to_string()),
+        (None, true) => ChainSpec::dev_with(
+            chain_id.unwrap_or(DEV_CHAIN_ID),
+            commitment.unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string()),
         (None, false) => Err("either --dev or --genesis FILE is required".into()),
     }
 }
 
 fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
-    let spec = chain_spec(args.genesis.as_deref(), args.dev, args.chain_id)?;
+    let spec = chain_spec(
+        args.genesis.as_deref(),
+        args.dev,
+        args.chain_id,
+        args.state_commitment,
+    )?;
     if args.block_time.is_zero() {
         return Err("--block-time must be above zero".into());
     }
@@ -438,6 +496,10 @@ async fn run_bench_e2e(args: E2eArgs) -> Result<(), String> {
     config.batch_size = args.batch.max(1);
     config.connections = args.connections.max(1);
     config.progress = !args.quiet;
+    config.pairs = args.pairs;
+    config.metrics = args
+        .metrics
+        .or_else(|| spawned.as_ref().and_then(|n| n.metrics_url.clone()));
     if let Some(k) = args.funder_key {
         config.funder_key = k;
     }
@@ -464,6 +526,11 @@ async fn run_bench_e2e(args: E2eArgs) -> Result<(), String> {
     if let Some(path) = args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    if let Some(path) = args.chart {
+        std::fs::write(&path, pharos_loadgen::chart::svg(&report))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("  chart: {}", path.display());
     }
     drop(spawned);
     Ok(())
@@ -544,10 +611,14 @@ fn run_bench_state(args: StateArgs) -> Result<(), String> {
         txs: args.txs,
         load_batch: args.load_batch.max(1),
         datadir: args.datadir,
+        commitment: args.commitment,
         config: pharos_storage::StoreConfig {
             commitment: pharos_storage::CommitmentConfig {
                 checkpoint_interval: args.checkpoint_interval.max(1),
                 keep_depth: args.keep_depth,
+                nomt_buckets: args.nomt_buckets,
+                nomt_cache_mib: args.nomt_cache_mib,
+                ..Default::default()
             },
             flat: pharos_storage::FlatConfig {
                 checkpoint_interval: args.flat_interval.max(1),

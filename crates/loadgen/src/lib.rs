@@ -3,16 +3,21 @@
 //!
 //! # Design
 //! A run has three phases. **Setup** funds the senders from a funder key and, for token
-//! workloads, deploys the contract and gives every sender tokens; it waits for each step to be
-//! mined. **Signing** builds and signs every transaction up front (libsecp256k1, all cores), so
+//! workloads, deploys the contracts and gives every sender tokens (for `uniswap`: the real
+//! Uniswap V2 factory, pairs with liquidity, and a swap helper every sender approves); it waits
+//! for each step to be mined. **Signing** builds and signs every transaction up front (libsecp256k1, all cores), so
 //! the generator's own cost is off the measured path. **Load** submits the signed transactions in
 //! JSON-RPC batches over several connections while a watcher polls new blocks and timestamps each
 //! inclusion as the client sees it. The same code measures any Ethereum node (Pharos, anvil),
-//! which is how comparisons in `docs/BENCHMARKS.md` are made.
+//! which is how comparisons in `docs/BENCHMARKS.md` are made. If the node serves Prometheus
+//! metrics, the watcher also scrapes them once per observed block and records the mean time of
+//! each pipeline stage; [`chart::svg`] draws a run as an SVG chart.
 //!
 //! Nothing here knows the node's internals; it speaks only the public JSON-RPC API.
 #![warn(missing_docs)]
 
+pub mod chart;
+mod metrics;
 mod rpc;
 mod spawn;
 
@@ -26,11 +31,15 @@ use std::{
 };
 
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
-use pharos_workload::{TxBuilder, Wallet, erc20, raw};
+use pharos_workload::{
+    TxBuilder, Wallet, erc20, raw,
+    scenario::{self, Pair, UniswapArtifacts},
+};
 use rayon::prelude::*;
 use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore};
 
+pub use metrics::{MetricsError, MetricsScraper, STAGES, StageTimes, StageTotals};
 pub use rpc::{RpcClient, RpcClientError};
 pub use spawn::SpawnedNode;
 
@@ -46,6 +55,12 @@ pub enum LoadError {
     /// The artifact could not be read.
     #[error("artifact: {0}")]
     Artifact(String),
+    /// The metrics endpoint could not be read.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The configuration cannot be run.
+    #[error("config: {0}")]
+    Config(String),
 }
 
 /// Which transactions the load consists of.
@@ -56,6 +71,33 @@ pub enum Workload {
     Transfer,
     /// OpenZeppelin ERC-20 `transfer` calls to fresh addresses.
     Erc20,
+    /// Swaps on Uniswap V2 pairs (the real factory and pair bytecode), each sender on its own
+    /// pair, through a helper that pays the pair and calls `swap` in one transaction.
+    Uniswap,
+}
+
+impl Workload {
+    /// Gas limit of one measured transaction: what it needs at most, with a margin.
+    fn gas_limit(self) -> u64 {
+        match self {
+            Self::Transfer => 21_000,
+            Self::Erc20 => 80_000,
+            // A swap through the helper uses ~83k gas, ~128k at most (the pair's first swap,
+            // which sets its price accumulators). Nodes that reserve each transaction's limit in
+            // the block (Pharos does) fit block_gas_limit / 160k swaps per block.
+            Self::Uniswap => 160_000,
+        }
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Transfer => "transfer",
+            Self::Erc20 => "erc20",
+            Self::Uniswap => "uniswap",
+        })
+    }
 }
 
 impl std::str::FromStr for Workload {
@@ -64,7 +106,10 @@ impl std::str::FromStr for Workload {
         match s {
             "transfer" => Ok(Self::Transfer),
             "erc20" => Ok(Self::Erc20),
-            other => Err(format!("unknown workload '{other}': use transfer or erc20")),
+            "uniswap" => Ok(Self::Uniswap),
+            other => Err(format!(
+                "unknown workload '{other}': use transfer, erc20 or uniswap"
+            )),
         }
     }
 }
@@ -92,6 +137,14 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// Show a progress bar.
     pub progress: bool,
+    /// Uniswap V2 pairs to create and spread the senders over (`uniswap` workload).
+    pub pairs: usize,
+    /// Folder of the `@uniswap/v2-core` build artifacts [default:
+    /// [`UniswapArtifacts::default_dir`]].
+    pub uniswap_build: Option<std::path::PathBuf>,
+    /// Prometheus metrics URL of the node (`http://HOST:PORT/metrics`), scraped once per
+    /// observed block for the pipeline stage times.
+    pub metrics: Option<String>,
 }
 
 impl LoadConfig {
@@ -110,6 +163,9 @@ impl LoadConfig {
             max_pending: 100_000,
             timeout: Duration::from_secs(300),
             progress: true,
+            pairs: 64,
+            uniswap_build: None,
+            metrics: None,
         }
     }
 }
@@ -125,6 +181,15 @@ pub struct BlockSample {
     pub txs: usize,
     /// Gas used by the whole block.
     pub gas_used: u64,
+    /// Estimated time the node took to produce this block, ms: the time since the previous poll
+    /// that saw new blocks, shared evenly by the blocks seen in this poll (so polls that find
+    /// several blocks at once do not make one look instantaneous). The intervals add up to
+    /// `seen_ms` of the last block.
+    pub interval_ms: f64,
+    /// With metrics: mean time per block of each pipeline stage over the blocks the node
+    /// finished since the watcher's previous scrape (taken right after this block was seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage_ms: Option<StageTimes>,
 }
 
 /// What a run measured.
@@ -177,9 +242,161 @@ struct Prepared {
     txs: Vec<(B256, Bytes)>,
 }
 
+/// What the measured transactions call.
+enum Target {
+    /// Native transfers.
+    Transfer,
+    /// The ERC-20 token.
+    Erc20(Address),
+    /// The swap helper and the pairs; sender `k` swaps on `pairs[k % pairs.len()]`.
+    Uniswap { helper: Address, pairs: Vec<Pair> },
+}
+
+/// Signs the funder's setup transactions with consecutive nonces.
+struct Funder<'a> {
+    wallet: Wallet,
+    builder: &'a TxBuilder,
+    nonce: u64,
+}
+
+impl Funder<'_> {
+    fn sign(&mut self, to: TxKind, input: Bytes, gas: u64) -> Bytes {
+        let tx = self
+            .wallet
+            .sign(self.builder.eip1559(self.nonce, to, U256::ZERO, input, gas));
+        self.nonce += 1;
+        raw(&tx)
+    }
+
+    /// Signs a deployment of `code`; returns the contract's address and the transaction.
+    fn deploy(&mut self, code: Bytes, gas: u64) -> (Address, Bytes) {
+        let address = self.wallet.address().create(self.nonce);
+        (address, self.sign(TxKind::Create, code, gas))
+    }
+}
+
+/// Token index pairs for `pairs` pools over the fewest tokens that give that many distinct
+/// pairs: `(tokens, pairs)`. Pools are taken by index distance (`(0,1), (1,2), …, (0,2), …`),
+/// so consecutive pools share few tokens.
+fn pair_plan(pairs: usize) -> (usize, Vec<(usize, usize)>) {
+    let mut n = 2;
+    while n * (n - 1) / 2 < pairs {
+        n += 1;
+    }
+    let plan = (1..n)
+        .flat_map(|d| (0..n - d).map(move |a| (a, a + d)))
+        .take(pairs)
+        .collect();
+    (n, plan)
+}
+
+/// Deploys `n` TestTokens, the swap helper, the Uniswap V2 factory and `config.pairs` pairs with
+/// liquidity, gives every sender both tokens of its pair and has it approve the helper for them.
+async fn setup_uniswap(
+    client: &RpcClient,
+    config: &LoadConfig,
+    funder: &mut Funder<'_>,
+    senders: &[Wallet],
+) -> Result<Target, LoadError> {
+    if config.pairs == 0 {
+        return Err(LoadError::Config(
+            "the uniswap workload needs --pairs > 0".into(),
+        ));
+    }
+    let dir = config
+        .uniswap_build
+        .clone()
+        .unwrap_or_else(UniswapArtifacts::default_dir);
+    let artifacts = UniswapArtifacts::load(&dir)
+        .ok_or_else(|| {
+            LoadError::Artifact(format!(
+                "no UniswapV2Factory.json in {} (run `npm ci` in tests/e2e, or point \
+                 PHAROS_UNISWAP_BUILD at the @uniswap/v2-core build folder)",
+                dir.display()
+            ))
+        })?
+        .map_err(|e| LoadError::Artifact(e.to_string()))?;
+    let helper_code = scenario::bytecode("SwapHelper", scenario::SWAP_HELPER)
+        .map_err(|e| LoadError::Artifact(e.to_string()))?;
+    let (n_tokens, plan) = pair_plan(config.pairs);
+    let supply = U256::from(10u64).pow(U256::from(30));
+
+    // One nonce-ordered run of funder transactions: contracts, pairs, liquidity, grants.
+    let mut txs = Vec::new();
+    let mut tokens = Vec::with_capacity(n_tokens);
+    for _ in 0..n_tokens {
+        let (token, tx) = funder.deploy(token_bytecode(supply)?, 3_000_000);
+        tokens.push(token);
+        txs.push(tx);
+    }
+    let (helper, tx) = funder.deploy(helper_code, 3_000_000);
+    txs.push(tx);
+    let (factory, tx) = funder.deploy(artifacts.factory_deploy_code(), 6_000_000);
+    txs.push(tx);
+    let mut pairs = Vec::with_capacity(plan.len());
+    for (a, b) in plan {
+        let (a, b) = (tokens[a], tokens[b]);
+        txs.push(funder.sign(
+            TxKind::Call(factory),
+            scenario::create_pair(a, b),
+            5_000_000,
+        ));
+        pairs.push(Pair {
+            pair: scenario::pair_address(factory, a, b),
+            tokens: [a, b],
+        });
+    }
+    let funder_address = funder.wallet.address();
+    for p in &pairs {
+        for t in p.tokens {
+            let grant = erc20::transfer(p.pair, U256::from(scenario::POOL_TOKENS));
+            txs.push(funder.sign(TxKind::Call(t), grant, 100_000));
+        }
+        txs.push(funder.sign(
+            TxKind::Call(p.pair),
+            scenario::mint(funder_address),
+            500_000,
+        ));
+    }
+    for (k, s) in senders.iter().enumerate() {
+        for t in pairs[k % pairs.len()].tokens {
+            let grant = erc20::transfer(s.address(), U256::from(scenario::WALLET_TOKENS));
+            txs.push(funder.sign(TxKind::Call(t), grant, 100_000));
+        }
+    }
+    tracing::info!(
+        tokens = n_tokens,
+        pairs = pairs.len(),
+        txs = txs.len(),
+        "deploying Uniswap V2"
+    );
+    client.submit_and_wait(&txs, config.batch_size).await?;
+
+    // Every sender lets the helper spend both tokens of its pair.
+    let mut approvals = Vec::with_capacity(senders.len() * 2);
+    for (k, s) in senders.iter().enumerate() {
+        let mut nonce = client.nonce(s.address()).await?;
+        for t in pairs[k % pairs.len()].tokens {
+            let tx = s.sign(funder.builder.eip1559(
+                nonce,
+                TxKind::Call(t),
+                U256::ZERO,
+                erc20::approve(helper, U256::MAX),
+                100_000,
+            ));
+            nonce += 1;
+            approvals.push(raw(&tx));
+        }
+    }
+    client
+        .submit_and_wait(&approvals, config.batch_size)
+        .await?;
+    Ok(Target::Uniswap { helper, pairs })
+}
+
 async fn setup(client: &RpcClient, config: &LoadConfig) -> Result<Prepared, LoadError> {
     let chain_id = client.chain_id().await?;
-    let funder =
+    let funder_wallet =
         Wallet::from_key(config.funder_key).map_err(|e| LoadError::Setup(e.to_string()))?;
     let gas_price = client.gas_price().await?;
     let builder = TxBuilder {
@@ -191,50 +408,50 @@ async fn setup(client: &RpcClient, config: &LoadConfig) -> Result<Prepared, Load
         .into_par_iter()
         .map(Wallet::from_index)
         .collect();
-    let mut funder_nonce = client.nonce(funder.address()).await?;
+    let nonce = client.nonce(funder_wallet.address()).await?;
+    let mut funder = Funder {
+        wallet: funder_wallet,
+        builder: &builder,
+        nonce,
+    };
+    let gas_limit = config.workload.gas_limit();
 
     // Fund the senders.
-    let per_tx_cost = U256::from(builder.max_fee_per_gas) * U256::from(100_000u64);
+    let per_tx_cost = U256::from(builder.max_fee_per_gas) * U256::from(gas_limit.max(100_000));
     let txs_per_sender = config.txs.div_ceil(senders.len()) as u64 + 1;
     let allowance =
         per_tx_cost * U256::from(txs_per_sender) + U256::from(10u64).pow(U256::from(18));
     let mut funding = Vec::new();
     for s in &senders {
-        let tx = funder.sign(builder.transfer(funder_nonce, s.address(), allowance));
-        funder_nonce += 1;
+        let tx = funder
+            .wallet
+            .sign(builder.transfer(funder.nonce, s.address(), allowance));
+        funder.nonce += 1;
         funding.push(raw(&tx));
     }
     client.submit_and_wait(&funding, config.batch_size).await?;
 
-    let token = if config.workload == Workload::Erc20 {
-        let supply = U256::from(10u64).pow(U256::from(30));
-        let deploy = funder.sign(builder.eip1559(
-            funder_nonce,
-            TxKind::Create,
-            U256::ZERO,
-            token_bytecode(supply)?,
-            3_000_000,
-        ));
-        let token = funder.address().create(funder_nonce);
-        funder_nonce += 1;
-        client.submit_and_wait(&[raw(&deploy)], 1).await?;
-        let mut grants = Vec::new();
-        let share = supply / U256::from(senders.len() as u64 + 1);
-        for s in &senders {
-            let tx = funder.sign(builder.eip1559(
-                funder_nonce,
-                TxKind::Call(token),
-                U256::ZERO,
-                erc20::transfer(s.address(), share),
-                100_000,
-            ));
-            funder_nonce += 1;
-            grants.push(raw(&tx));
+    let target = match config.workload {
+        Workload::Transfer => Target::Transfer,
+        Workload::Erc20 => {
+            let supply = U256::from(10u64).pow(U256::from(30));
+            let (token, deploy) = funder.deploy(token_bytecode(supply)?, 3_000_000);
+            client.submit_and_wait(&[deploy], 1).await?;
+            let share = supply / U256::from(senders.len() as u64 + 1);
+            let grants: Vec<Bytes> = senders
+                .iter()
+                .map(|s| {
+                    funder.sign(
+                        TxKind::Call(token),
+                        erc20::transfer(s.address(), share),
+                        100_000,
+                    )
+                })
+                .collect();
+            client.submit_and_wait(&grants, config.batch_size).await?;
+            Target::Erc20(token)
         }
-        client.submit_and_wait(&grants, config.batch_size).await?;
-        Some(token)
-    } else {
-        None
+        Workload::Uniswap => setup_uniswap(client, config, &mut funder, &senders).await?,
     };
 
     // Sign the measured load.
@@ -242,22 +459,34 @@ async fn setup(client: &RpcClient, config: &LoadConfig) -> Result<Prepared, Load
     for s in &senders {
         nonces.push(client.nonce(s.address()).await?);
     }
-    let workload = config.workload;
     let txs: Vec<(B256, Bytes)> = (0..config.txs)
         .into_par_iter()
         .map(|i| {
             let k = i % senders.len();
-            let nonce = nonces[k] + (i / senders.len()) as u64;
-            let to = fresh_recipient(i);
-            let tx = match (workload, token) {
-                (Workload::Erc20, Some(token)) => builder.eip1559(
+            let round = i / senders.len();
+            let nonce = nonces[k] + round as u64;
+            let tx = match &target {
+                Target::Transfer => builder.transfer(nonce, fresh_recipient(i), U256::from(1u64)),
+                Target::Erc20(token) => builder.eip1559(
                     nonce,
-                    TxKind::Call(token),
+                    TxKind::Call(*token),
                     U256::ZERO,
-                    erc20::transfer(to, U256::from(1u64)),
-                    80_000,
+                    erc20::transfer(fresh_recipient(i), U256::from(1u64)),
+                    gas_limit,
                 ),
-                _ => builder.transfer(nonce, to, U256::from(1u64)),
+                Target::Uniswap { helper, pairs } => {
+                    let p = pairs[k % pairs.len()];
+                    // Alternate directions, per sender and per round, so reserves stay balanced.
+                    let token_in = p.tokens[(k + round) % 2];
+                    let amount_in = U256::from(1_000_000_000_000_000u64 + i as u64);
+                    builder.eip1559(
+                        nonce,
+                        TxKind::Call(*helper),
+                        U256::ZERO,
+                        scenario::swap_exact_in(p.pair, token_in, amount_in, U256::ZERO),
+                        gas_limit,
+                    )
+                }
             };
             let signed = senders[k].sign(tx);
             (*signed.tx_hash(), raw(&signed))
@@ -278,8 +507,26 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
     let client = Arc::new(RpcClient::new(&config.rpc)?);
     let client_version = client.client_version().await.unwrap_or_default();
     tracing::info!(rpc = %config.rpc, client = %client_version, "setting up");
+    let scraper = config
+        .metrics
+        .as_deref()
+        .map(MetricsScraper::new)
+        .transpose()?;
+    if let Some(s) = &scraper {
+        // Fail before setup if the endpoint cannot be read.
+        s.stage_totals().await?;
+    }
     let prepared = setup(&client, &config).await?;
     let total = prepared.txs.len();
+    // Baseline for the first per-block stage means; an unreachable endpoint fails the run here.
+    let metrics = match scraper {
+        Some(s) => {
+            let baseline = s.stage_totals().await?;
+            tracing::info!(url = s.url(), "scraping stage times");
+            Some((s, baseline))
+        }
+        None => None,
+    };
 
     let submitted_at: Arc<Mutex<HashMap<B256, Instant>>> =
         Arc::new(Mutex::new(HashMap::with_capacity(total)));
@@ -310,14 +557,18 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
         let target = target.clone();
         let progress = progress.clone();
         let timeout = config.timeout;
+        let mut metrics = metrics;
         tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(total);
-            let mut blocks = Vec::new();
+            let mut blocks: Vec<BlockSample> = Vec::new();
             let mut our_blocks = Vec::new();
             let mut next = first_block + 1;
             let mut last_inclusion = start;
+            let mut scrape_failed = false;
+            let mut last_poll_ms = 0;
             loop {
                 let head = client.block_number().await?;
+                let seen_before = blocks.len();
                 while next <= head {
                     let (hashes, gas_used) = client.block_tx_hashes(next).await?;
                     let seen = Instant::now();
@@ -344,8 +595,39 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
                         seen_ms: seen.duration_since(start).as_millis() as u64,
                         txs: ours,
                         gas_used,
+                        interval_ms: 0.0,
+                        stage_ms: None,
                     });
                     next += 1;
+                }
+                if let Some(last) = blocks.last().map(|b| b.seen_ms)
+                    && blocks.len() > seen_before
+                {
+                    let new = &mut blocks[seen_before..];
+                    let interval = last.saturating_sub(last_poll_ms) as f64 / new.len() as f64;
+                    for b in new {
+                        b.interval_ms = interval;
+                    }
+                    last_poll_ms = last;
+                }
+                // One scrape per poll that saw new blocks (after their timestamps are taken).
+                if let Some((scraper, previous)) = metrics.as_mut()
+                    && blocks.len() > seen_before
+                {
+                    match scraper.stage_totals().await {
+                        Ok(totals) => {
+                            let means = totals.means_since(previous);
+                            *previous = totals;
+                            for b in &mut blocks[seen_before..] {
+                                b.stage_ms = Some(means);
+                            }
+                        }
+                        Err(e) if !scrape_failed => {
+                            scrape_failed = true;
+                            tracing::warn!(error = %e, "metrics scrape failed; stage times have gaps");
+                        }
+                        Err(_) => {}
+                    }
                 }
                 let done = included.load(Ordering::Relaxed);
                 if done >= target.load(Ordering::Relaxed) {
@@ -463,4 +745,34 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
         latency_p99_ms: percentile(&latencies, 99),
         blocks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_plan_gives_distinct_pairs_over_few_tokens() {
+        for pairs in [1, 2, 3, 7, 64, 66, 67, 500] {
+            let (n, plan) = pair_plan(pairs);
+            assert_eq!(plan.len(), pairs);
+            assert!(n * (n - 1) / 2 >= pairs && (n - 1) * (n - 2) / 2 < pairs.max(2));
+            let mut seen = std::collections::HashSet::new();
+            for &(a, b) in &plan {
+                assert!(a < b && b < n, "{a},{b} of {n}");
+                assert!(seen.insert((a, b)), "duplicate pair {a},{b}");
+            }
+        }
+        assert_eq!(pair_plan(64).0, 12);
+    }
+
+    #[test]
+    fn workloads_parse_and_print() {
+        for w in ["transfer", "erc20", "uniswap"] {
+            let parsed: Workload = w.parse().expect("known workload");
+            assert_eq!(parsed.to_string(), w);
+        }
+        let err = "swap".parse::<Workload>().expect_err("unknown workload");
+        assert!(err.contains("transfer, erc20 or uniswap"), "{err}");
+    }
 }

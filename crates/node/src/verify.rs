@@ -30,7 +30,9 @@ pub fn verify_chain(
     store.flush().map_err(|e| format!("flushing: {e}"))?;
     let snap = store.snapshot().map_err(|e| e.to_string())?;
     let head = snap.head().header.clone();
-    let computed = snap.compute_state_root().map_err(|e| e.to_string())?;
+    let computed = snap
+        .compute_state_root(spec.pharos().state_commitment)
+        .map_err(|e| e.to_string())?;
     if computed != head.state_root {
         return Err(format!(
             "flat state root {computed} differs from head block {}'s state root {}",

@@ -54,18 +54,57 @@ pub enum ChainSpecError {
     DevKeys(String),
 }
 
+/// Which authenticated structure commits to the state, and so what a header's `stateRoot` is.
+/// Part of the chain's identity: it changes the genesis hash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateCommitment {
+    /// Ethereum's Merkle-Patricia trie (keccak256, RLP; per-account storage tries): roots and
+    /// `eth_getProof` proofs exactly as on Ethereum.
+    #[default]
+    Mpt,
+    /// NOMT's binary Merkle tree (SHA-256) over accounts and slots together; see
+    /// [`crate::binary_state`] for the layout and the proof format.
+    Nomt,
+}
+
+impl std::fmt::Display for StateCommitment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Mpt => "mpt",
+            Self::Nomt => "nomt",
+        })
+    }
+}
+
+impl std::str::FromStr for StateCommitment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mpt" => Ok(Self::Mpt),
+            "nomt" => Ok(Self::Nomt),
+            other => Err(format!(
+                "unknown state commitment '{other}': use mpt or nomt"
+            )),
+        }
+    }
+}
+
 /// Pharos-specific settings under `config.pharos` in a genesis file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PharosConfig {
     /// Floor of the EIP-1559 base fee, in wei.
     pub min_base_fee: u64,
+    /// The state commitment (`"mpt"`, the default, or `"nomt"`).
+    pub state_commitment: StateCommitment,
 }
 
 impl Default for PharosConfig {
     fn default() -> Self {
         Self {
             min_base_fee: DEFAULT_MIN_BASE_FEE,
+            state_commitment: StateCommitment::default(),
         }
     }
 }
@@ -107,6 +146,22 @@ impl ChainSpec {
             ..Genesis::default()
         };
         genesis.config.chain_id = chain_id;
+        Self::from_genesis(genesis)
+    }
+
+    /// [`ChainSpec::dev`] with the given state commitment (recorded in `config.pharos`).
+    pub fn dev_with(chain_id: u64, commitment: StateCommitment) -> Result<Self, ChainSpecError> {
+        let mut genesis = Self::dev(chain_id)?.genesis;
+        if commitment != StateCommitment::default() {
+            let pharos = PharosConfig {
+                state_commitment: commitment,
+                ..PharosConfig::default()
+            };
+            genesis
+                .config
+                .extra_fields
+                .insert("pharos".into(), serde_json::to_value(pharos)?);
+        }
         Self::from_genesis(genesis)
     }
 
@@ -196,7 +251,10 @@ fn genesis_header(genesis: &Genesis, pharos: &PharosConfig) -> Header {
         parent_hash: B256::ZERO,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: genesis.coinbase,
-        state_root: genesis_state_root(&genesis.alloc),
+        state_root: match pharos.state_commitment {
+            StateCommitment::Mpt => genesis_state_root(&genesis.alloc),
+            StateCommitment::Nomt => genesis_binary_state_root(&genesis.alloc),
+        },
         transactions_root: EMPTY_ROOT_HASH,
         receipts_root: EMPTY_ROOT_HASH,
         logs_bloom: Default::default(),
@@ -253,6 +311,38 @@ pub fn genesis_state_root(alloc: &BTreeMap<Address, GenesisAccount>) -> B256 {
         .collect();
     leaves.sort_unstable_by_key(|(k, _)| *k);
     alloy_trie::root::state_root(leaves)
+}
+
+/// State root of a genesis allocation under [`StateCommitment::Nomt`].
+pub fn genesis_binary_state_root(alloc: &BTreeMap<Address, GenesisAccount>) -> B256 {
+    use crate::binary_state as bs;
+    let mut leaves = Vec::new();
+    for (address, account) in alloc {
+        let hashed = keccak256(address);
+        let code_hash = account
+            .code
+            .as_ref()
+            .filter(|c| !c.is_empty())
+            .map(keccak256)
+            .unwrap_or(alloy_primitives::KECCAK256_EMPTY);
+        leaves.push((
+            bs::account_key(&hashed),
+            bs::account_value(
+                account.nonce.unwrap_or_default(),
+                account.balance,
+                code_hash,
+            ),
+        ));
+        for (slot, value) in account.storage.iter().flatten() {
+            if !value.is_zero() {
+                leaves.push((
+                    bs::slot_key(&hashed, &keccak256(slot)),
+                    bs::slot_value(U256::from_be_bytes(value.0)),
+                ));
+            }
+        }
+    }
+    bs::root(leaves)
 }
 
 /// The dev accounts of [`DEV_MNEMONIC`] (indices 0 to 10: ten funded users and the treasury),

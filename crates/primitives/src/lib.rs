@@ -11,6 +11,7 @@
 //! pure functions of its types (hashes, the genesis state root).
 #![warn(missing_docs)]
 
+pub mod binary_state;
 pub mod block;
 pub mod chain;
 pub mod receipt;
@@ -20,7 +21,7 @@ pub mod tx;
 pub use alloy_consensus::{self, Header, TxEnvelope};
 pub use alloy_primitives::{self, Address, B256, Bloom, Bytes, Log, LogData, U256, keccak256};
 pub use block::{Block, BlockBody};
-pub use chain::{ChainSpec, ChainSpecError, DEV_MNEMONIC, dev_accounts};
+pub use chain::{ChainSpec, ChainSpecError, DEV_MNEMONIC, StateCommitment, dev_accounts};
 pub use receipt::{StoredReceipt, TxReceiptInfo};
 pub use state::{AccountChange, AccountState, StateDiff};
 pub use tx::{MAX_TX_SIZE, RecoveredTx, TxDecodeError};

@@ -453,6 +453,37 @@ impl FlatView {
             .unwrap_or_default())
     }
 
+    /// The hashed slots account `hashed` holds (non-zero values), in no particular order.
+    pub fn storage_slots(&self, hashed: &B256) -> Result<Vec<B256>, StoreError> {
+        let mut slots = std::collections::BTreeSet::new();
+        // Newest pending block first: stop at the newest one that wiped the account.
+        let wiped_at = self.pending.iter().position(|b| b.wiped.contains(hashed));
+        if wiped_at.is_none() {
+            let (lo, hi) = storage_bounds(hashed);
+            for entry in self.storage.range::<&[u8; 64]>(&lo..=&hi)? {
+                let (k, _) = entry?;
+                slots.insert(B256::from_slice(&k.value()[32..]));
+            }
+        }
+        let newest_first = match wiped_at {
+            Some(i) => &self.pending[..=i],
+            None => &self.pending[..],
+        };
+        // Oldest first, so later writes win.
+        for block in newest_first.iter().rev() {
+            for account in block.diff.accounts.iter().filter(|a| &a.hashed == hashed) {
+                for (hashed_slot, _, value) in &account.storage {
+                    if value.is_zero() {
+                        slots.remove(hashed_slot);
+                    } else {
+                        slots.insert(*hashed_slot);
+                    }
+                }
+            }
+        }
+        Ok(slots.into_iter().collect())
+    }
+
     /// Whether blocks not yet in the tables are part of this view.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()

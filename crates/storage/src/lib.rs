@@ -43,10 +43,11 @@ use tables::{ACCOUNTS, STORAGE};
 
 pub use codec::AccountRecord;
 pub use commitment::{
-    CommitmentConfig, HashedDiff, MptCommitment,
+    Commitment, CommitmentConfig, HashedDiff, MptCommitment, NomtCommitment,
     mpt::{AccountProof, CommitOutput, Recovery},
 };
 pub use flat::{FlatConfig, FlatStore, FlatView, PendingBlock};
+use pharos_primitives::StateCommitment;
 pub use snapshot::Snapshot;
 use tables::*;
 
@@ -194,7 +195,12 @@ pub struct Store {
     head: RwLock<Arc<Head>>,
     /// Held for a whole block commit; holds the state commitment (`None` after a failed commit:
     /// reopened from disk on next use).
-    commitment: Mutex<Option<MptCommitment>>,
+    commitment: Mutex<Option<Box<dyn Commitment>>>,
+    /// Which backend the chain uses.
+    kind: StateCommitment,
+    /// Merkleized blocks not yet persisted (their diffs), oldest first: what a backend that
+    /// must enumerate a cleared account's slots sees beyond the flat state.
+    unpersisted: Mutex<std::collections::VecDeque<(u64, Arc<HashedDiff>)>>,
     /// The newest merkleized block (number, hash): the head, or ahead of it by the blocks
     /// between [`Store::merkleize`] and [`Store::persist`].
     tip: Mutex<(u64, B256)>,
@@ -353,7 +359,8 @@ impl Store {
                 // write the genesis block.
                 let computed = {
                     let txn = flat.database().begin_read()?;
-                    commitment::full_state_root(
+                    commitment::full_state_root_of(
+                        spec.pharos().state_commitment,
                         &txn.open_table(ACCOUNTS)?,
                         &txn.open_table(STORAGE)?,
                     )?
@@ -379,6 +386,8 @@ impl Store {
             db,
             flat,
             commitment: Mutex::new(None),
+            kind: spec.pharos().state_commitment,
+            unpersisted: Mutex::default(),
             last_commit: Mutex::default(),
             final_checkpoint: std::sync::atomic::AtomicBool::new(true),
             trie_path: sibling(path, ".trie"),
@@ -390,16 +399,27 @@ impl Store {
         Ok(store)
     }
 
-    fn open_commitment(&self) -> Result<MptCommitment, StoreError> {
+    fn open_commitment(&self) -> Result<Box<dyn Commitment>, StoreError> {
         let head = self.head();
-        let commitment = MptCommitment::open(
-            &self.trie_path,
-            &self.db,
-            self.flat.database(),
-            head.header.number,
-            head.header.state_root,
-            self.config.commitment.clone(),
-        )?;
+        let commitment: Box<dyn Commitment> = match self.kind {
+            StateCommitment::Mpt => Box::new(MptCommitment::open(
+                &self.trie_path,
+                &self.db,
+                self.flat.database(),
+                head.header.number,
+                head.header.state_root,
+                self.config.commitment.clone(),
+            )?),
+            StateCommitment::Nomt => Box::new(NomtCommitment::open(
+                &self.trie_path,
+                &self.db,
+                self.flat.database(),
+                head.header.number,
+                head.header.state_root,
+                self.config.commitment.clone(),
+            )?),
+        };
+        self.unpersisted.lock().clear();
         *self.trie_durable.write() = commitment.durable_handle();
         // Blocks merkleized but not persisted are gone with the old trie.
         *self.tip.lock() = (head.header.number, head.hash);
@@ -429,14 +449,14 @@ impl Store {
     /// Runs `f` on the state commitment, reopening it from disk if a failed commit dropped it.
     fn with_commitment<T>(
         &self,
-        guard: &mut Option<MptCommitment>,
-        f: impl FnOnce(&mut MptCommitment) -> Result<T, StoreError>,
+        guard: &mut Option<Box<dyn Commitment>>,
+        f: impl FnOnce(&mut dyn Commitment) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         if guard.is_none() {
             *guard = Some(self.open_commitment()?);
         }
         let commitment = guard.as_mut().expect("opened above");
-        let result = f(commitment);
+        let result = f(commitment.as_mut());
         if result.is_err() {
             // Its in-memory state may be ahead of the disk: start over from the checkpoint.
             *guard = None;
@@ -508,11 +528,16 @@ impl Store {
         // A trie checkpoint may only hold blocks the chain database already has: when one is
         // due, let the persist stage catch up with the tip first (a short bubble every
         // checkpoint interval).
-        if guard.as_ref().is_some_and(|c| c.checkpoint_due()) {
-            let head = self.wait_for_head(tip.0, Duration::from_secs(1));
-            if head.header.number >= tip.0
-                && let Err(e) = self.with_commitment(&mut guard, |c| c.checkpoint(false))
-            {
+        if let Some(c) = guard.as_ref()
+            && c.checkpoint_due()
+        {
+            let head = if c.checkpoint_needs_head_at_tip() {
+                self.wait_for_head(tip.0, Duration::from_secs(1))
+            } else {
+                self.head()
+            };
+            let durable = head.header.number;
+            if let Err(e) = self.with_commitment(&mut guard, |c| c.checkpoint(durable, false)) {
                 tracing::warn!(error = %e, "state trie checkpoint failed; reopening from disk");
             }
         }
@@ -528,8 +553,43 @@ impl Store {
         let merkleize = Instant::now();
         let out = {
             let _span = tracing::debug_span!("merkleize", block = number).entered();
-            self.with_commitment(&mut guard, |c| c.apply(number, &hashed))?
+            let view = std::cell::OnceCell::new();
+            let unpersisted = self.unpersisted.lock().clone();
+            // Slots a cleared account holds before this block: the flat state at the head, then
+            // the blocks merkleized since.
+            let wiped_slots = |hashed: &B256| -> Result<Vec<B256>, StoreError> {
+                let (view_head, view): &(u64, FlatView) = match view.get() {
+                    Some(v) => v,
+                    None => {
+                        let head = self.head().header.number;
+                        let _ = view.set((head, self.flat.view(head)?));
+                        view.get().expect("just set")
+                    }
+                };
+                let mut slots: std::collections::BTreeSet<B256> =
+                    view.storage_slots(hashed)?.into_iter().collect();
+                for (n, diff) in &unpersisted {
+                    if n <= view_head {
+                        continue;
+                    }
+                    for account in diff.accounts.iter().filter(|a| &a.hashed == hashed) {
+                        if account.wiped {
+                            slots.clear();
+                        }
+                        for (hashed_slot, _, value) in &account.storage {
+                            if value.is_zero() {
+                                slots.remove(hashed_slot);
+                            } else {
+                                slots.insert(*hashed_slot);
+                            }
+                        }
+                    }
+                }
+                Ok(slots.into_iter().collect())
+            };
+            self.with_commitment(&mut guard, |c| c.apply(number, &hashed, &wiped_slots))?
         };
+        self.unpersisted.lock().push_back((number, hashed.clone()));
         timings.merkleize = merkleize.elapsed();
         header.state_root = out.root;
         let block = Block::seal(header, body);
@@ -600,6 +660,7 @@ impl Store {
         }
         // State first, then the head: a snapshot never has a head without its state.
         self.flat.push(PendingBlock::new(number, hashed));
+        self.unpersisted.lock().retain(|(n, _)| *n > number);
         {
             let _guard = self.head_wait.lock();
             *self.head.write() = Arc::new(Head {
@@ -646,8 +707,9 @@ impl Store {
             );
             return Ok(());
         }
+        let durable = head.header.number;
         self.with_commitment(&mut guard, |c| {
-            c.checkpoint(true)?;
+            c.checkpoint(durable, true)?;
             c.wait()
         })
     }
@@ -667,7 +729,10 @@ impl Store {
 
     /// Node counts of the state trie in memory: account trie, storage tries, open storage tries.
     pub fn trie_memory(&self) -> Option<(pharos_trie::TrieStats, pharos_trie::TrieStats, usize)> {
-        self.commitment.lock().as_ref().map(|c| c.memory_stats())
+        self.commitment
+            .lock()
+            .as_ref()
+            .and_then(|c| c.memory_stats())
     }
 }
 

@@ -168,14 +168,17 @@ impl Snapshot {
     /// Recomputes the state root from the flat state alone, storage roots included (for
     /// checks; linear in the state size). Needs every block written to the tables:
     /// see [`crate::Store::flush`].
-    pub fn compute_state_root(&self) -> Result<B256, StoreError> {
+    pub fn compute_state_root(
+        &self,
+        kind: pharos_primitives::StateCommitment,
+    ) -> Result<B256, StoreError> {
         let state = self.state()?;
         if state.has_pending() {
             return Err(StoreError::Db(
                 "recent blocks are not in the flat state tables yet; flush the store first".into(),
             ));
         }
-        crate::commitment::full_state_root(&state.accounts, &state.storage)
+        crate::commitment::full_state_root_of(kind, &state.accounts, &state.storage)
     }
 
     /// Number of accounts in the state tables (blocks not yet flushed to them not counted).

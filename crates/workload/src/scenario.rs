@@ -89,6 +89,41 @@ impl UniswapArtifacts {
         let json = std::fs::read_to_string(&path).ok()?;
         Some(bytecode("UniswapV2Factory", &json).map(|factory| Self { factory }))
     }
+
+    /// Deployment input of the factory: its creation code with `feeToSetter = 0`.
+    pub fn factory_deploy_code(&self) -> Bytes {
+        let mut code = self.factory.to_vec();
+        code.extend_from_slice(&[0u8; 32]); // feeToSetter = 0
+        code.into()
+    }
+}
+
+/// Calldata of `UniswapV2Factory.createPair(a, b)`.
+pub fn create_pair(a: Address, b: Address) -> Bytes {
+    createPairCall {
+        tokenA: a,
+        tokenB: b,
+    }
+    .abi_encode()
+    .into()
+}
+
+/// Calldata of `UniswapV2Pair.mint(to)`: liquidity for the tokens sent to the pair beforehand.
+pub fn mint(to: Address) -> Bytes {
+    mintCall { to }.abi_encode().into()
+}
+
+/// Calldata of `SwapHelper.swapExactIn(pair, tokenIn, amountIn, minOut)`: pays the pair from the
+/// caller's allowance to the helper and swaps at the pair's current price.
+pub fn swap_exact_in(pair: Address, token_in: Address, amount_in: U256, min_out: U256) -> Bytes {
+    swapExactInCall {
+        pair,
+        tokenIn: token_in,
+        amountIn: amount_in,
+        minOut: min_out,
+    }
+    .abi_encode()
+    .into()
 }
 
 /// A pool and its two tokens.
@@ -159,9 +194,9 @@ pub struct Universe {
 }
 
 /// Tokens each wallet receives of each token.
-const WALLET_TOKENS: u128 = 1_000_000_000_000_000_000_000_000; // 1e24
+pub const WALLET_TOKENS: u128 = 1_000_000_000_000_000_000_000_000; // 1e24
 /// Tokens each pool side receives as liquidity.
-const POOL_TOKENS: u128 = 100_000_000_000_000_000_000_000_000; // 1e26
+pub const POOL_TOKENS: u128 = 100_000_000_000_000_000_000_000_000; // 1e26
 
 impl Universe {
     /// Builds the genesis and setup blocks of `config`. `uniswap` is needed when
@@ -233,11 +268,15 @@ impl Universe {
                 ));
             }
             (_, Some(u)) => {
-                let mut code = u.factory.to_vec();
-                code.extend_from_slice(&[0u8; 32]); // feeToSetter = 0
                 let a = deployer.address().create(nonce);
                 next(
-                    builder.eip1559(nonce, TxKind::Create, U256::ZERO, code.into(), deploy_gas),
+                    builder.eip1559(
+                        nonce,
+                        TxKind::Create,
+                        U256::ZERO,
+                        u.factory_deploy_code(),
+                        deploy_gas,
+                    ),
                     &mut b1,
                 );
                 nonce += 1;
@@ -258,17 +297,12 @@ impl Universe {
                 if a == b {
                     continue;
                 }
-                let call = createPairCall {
-                    tokenA: a,
-                    tokenB: b,
-                }
-                .abi_encode();
                 next(
                     builder.eip1559(
                         nonce,
                         TxKind::Call(factory),
                         U256::ZERO,
-                        call.into(),
+                        create_pair(a, b),
                         5_000_000,
                     ),
                     &mut b2,
@@ -312,16 +346,12 @@ impl Universe {
                 );
                 nonce += 1;
             }
-            let call = mintCall {
-                to: deployer.address(),
-            }
-            .abi_encode();
             next(
                 builder.eip1559(
                     nonce,
                     TxKind::Call(p.pair),
                     U256::ZERO,
-                    call.into(),
+                    mint(deployer.address()),
                     500_000,
                 ),
                 &mut b3,
@@ -429,14 +459,13 @@ impl Universe {
                     self.pairs[(i * 31 + w) % self.pairs.len()]
                 };
                 let token_in = p.tokens[i % 2];
-                let call = swapExactInCall {
-                    pair: p.pair,
-                    tokenIn: token_in,
-                    amountIn: U256::from(1_000_000_000_000_000u64 + i as u64),
-                    minOut: U256::ZERO,
-                }
-                .abi_encode();
-                self.call(w, helper, U256::ZERO, call.into(), 250_000)
+                let call = swap_exact_in(
+                    p.pair,
+                    token_in,
+                    U256::from(1_000_000_000_000_000u64 + i as u64),
+                    U256::ZERO,
+                );
+                self.call(w, helper, U256::ZERO, call, 250_000)
             })
             .collect()
     }

@@ -63,6 +63,13 @@ pub struct CommitmentConfig {
     /// After a checkpoint is durable, forget stored nodes this many nibbles deep or deeper
     /// (they are read back when a block touches them). 64 keeps everything.
     pub keep_depth: usize,
+    /// NOMT: hash-table buckets (4 KiB pages of nodes; the file grows sparsely up to this).
+    /// Size it above the expected number of pages: ~(accounts + slots) / 20.
+    pub nomt_buckets: u32,
+    /// NOMT: page and leaf cache, MiB each.
+    pub nomt_cache_mib: usize,
+    /// NOMT: commit blocks to disk this many at a time.
+    pub nomt_commit_interval: u64,
 }
 
 impl Default for CommitmentConfig {
@@ -70,6 +77,9 @@ impl Default for CommitmentConfig {
         Self {
             checkpoint_interval: 16,
             keep_depth: 6,
+            nomt_buckets: 1 << 21,
+            nomt_cache_mib: 256,
+            nomt_commit_interval: 1,
         }
     }
 }
@@ -522,50 +532,63 @@ impl MptCommitment {
                 storage_roots[i] = trie.root();
             }
         }
-        let results: Vec<Result<(usize, Trie), StoreError>> = jobs
-            .into_par_iter()
-            .map(|(i, mut trie)| {
-                let account = &diff.accounts[i];
-                let updates = account
-                    .storage
-                    .iter()
-                    .map(|(hashed_slot, _, value)| {
-                        let value = (!value.is_zero()).then(|| alloy_rlp::encode(value));
-                        (Nibbles::unpack(hashed_slot), value)
-                    })
-                    .collect();
-                let source = DbSource {
-                    table: &table,
-                    owner: account.hashed,
-                };
-                trie.update(updates, &source).map_err(trie_err)?;
-                trie.root();
-                Ok((i, trie))
-            })
+        // The account trie's leaves that do not wait for a storage root are updated while the
+        // storage tries are: the two overlap on the cores instead of one waiting for the other.
+        let leaf_of = |i: usize, storage_root: B256| {
+            let account = &diff.accounts[i];
+            (
+                Nibbles::unpack(account.hashed),
+                account
+                    .info
+                    .as_ref()
+                    .map(|state| account_leaf(state, storage_root)),
+            )
+        };
+        let mut waits = vec![false; diff.accounts.len()];
+        for (i, _) in &jobs {
+            waits[*i] = true;
+        }
+        let ready: Vec<(Nibbles, Option<Vec<u8>>)> = (0..diff.accounts.len())
+            .filter(|i| !waits[*i])
+            .map(|i| leaf_of(i, storage_roots[i]))
             .collect();
+        let accounts = &mut self.accounts;
+        let (results, ready_updated): (Vec<Result<(usize, Trie), StoreError>>, _) = rayon::join(
+            || {
+                jobs.into_par_iter()
+                    .map(|(i, mut trie)| {
+                        let account = &diff.accounts[i];
+                        let updates = account
+                            .storage
+                            .iter()
+                            .map(|(hashed_slot, _, value)| {
+                                let value = (!value.is_zero()).then(|| alloy_rlp::encode(value));
+                                (Nibbles::unpack(hashed_slot), value)
+                            })
+                            .collect();
+                        let source = DbSource {
+                            table: &table,
+                            owner: account.hashed,
+                        };
+                        trie.update(updates, &source).map_err(trie_err)?;
+                        trie.root();
+                        Ok((i, trie))
+                    })
+                    .collect()
+            },
+            || accounts.update(ready, &account_source),
+        );
+        ready_updated.map_err(trie_err)?;
+        let mut waited = Vec::new();
         for result in results {
             let (i, mut trie) = result?;
             storage_roots[i] = trie.root();
+            waited.push(leaf_of(i, storage_roots[i]));
             self.storages.insert(diff.accounts[i].hashed, trie);
         }
-
         let storage_done = started.elapsed();
-        // The account trie.
-        let updates = diff
-            .accounts
-            .iter()
-            .zip(&storage_roots)
-            .map(|(account, storage_root)| {
-                let key = Nibbles::unpack(account.hashed);
-                let leaf = account
-                    .info
-                    .as_ref()
-                    .map(|state| account_leaf(state, *storage_root));
-                (key, leaf)
-            })
-            .collect();
         self.accounts
-            .update(updates, &account_source)
+            .update(waited, &account_source)
             .map_err(trie_err)?;
         let accounts_updated = started.elapsed();
         self.root = self.accounts.root();
@@ -573,8 +596,8 @@ impl MptCommitment {
         tracing::debug!(
             block,
             leaves_read = ?leaves_read,
-            storage = ?(storage_done - leaves_read),
-            account_update = ?(accounts_updated - storage_done),
+            storage_and_ready_accounts = ?(storage_done - leaves_read),
+            waiting_accounts = ?(accounts_updated - storage_done),
             account_root = ?(started.elapsed() - accounts_updated),
             "merkleized"
         );
