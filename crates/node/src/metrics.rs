@@ -3,7 +3,7 @@
 //!
 //! | metric | kind | what |
 //! |---|---|---|
-//! | `pharos_stage_seconds{stage}` | histogram | time per block in each pipeline stage: `execute`, `merkleize`, `flush` (chain database commit), `checkpoint` (handing state to the background writers), `commit` (end to end from execution start to durable head) |
+//! | `pharos_stage_seconds{stage}` | histogram | time per block in each pipeline stage: `execute` (with its parts `predict`, access-list inference, and `preload`, the batched read of predicted keys), `merkleize`, `flush` (chain database commit), `checkpoint` (handing state to the background writers), `commit` (end to end from execution start to durable head) |
 //! | `pharos_blocks_total` | counter | blocks committed |
 //! | `pharos_transactions_total` | counter | transactions committed |
 //! | `pharos_gas_total` | counter | gas used by committed blocks |

@@ -301,6 +301,7 @@ impl Producer {
             prevrandao: prevrandao_for(grandparent),
             excess_blob_gas: 0,
         };
+        let _span = tracing::debug_span!("execute", block = ctx.number).entered();
         let (view, output) = loop {
             let view = SpeculativeView::new(&self.store, &self.in_flight)?;
             let output = self.executor.execute(&ctx, &candidates, &view)?;
@@ -312,6 +313,11 @@ impl Producer {
             self.hash_of(parent.number)?;
         };
         let stats = output.stats.clone();
+        // Sub-stages of execution: access prediction and the batched preload of predicted keys.
+        self.metrics
+            .stage("predict", Duration::from_micros(stats.predict_us));
+        self.metrics
+            .stage("preload", Duration::from_micros(stats.preload_us));
 
         let mut body = Vec::with_capacity(candidates.len());
         let mut receipts = Vec::with_capacity(candidates.len());

@@ -116,6 +116,7 @@ async fn pipelined_blocks_equal_a_sequential_replay() {
         "pharos_stage_seconds_bucket{le=\"0.0001\",stage=\"merkleize\"}",
         "pharos_stage_seconds_count{stage=\"execute\"}",
         "pharos_stage_seconds_count{stage=\"flush\"}",
+        "pharos_stage_seconds_count{stage=\"preload\"}",
         "pharos_head",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");

@@ -42,7 +42,8 @@ pub enum TxDecodeError {
 pub struct RecoveredTx {
     tx: TxEnvelope,
     sender: Address,
-    encoded_len: usize,
+    /// The EIP-2718 bytes, kept so storing and serving the transaction never re-encodes it.
+    raw: Bytes,
 }
 
 impl RecoveredTx {
@@ -55,18 +56,14 @@ impl RecoveredTx {
         Ok(Self {
             tx,
             sender,
-            encoded_len: raw.len(),
+            raw: Bytes::copy_from_slice(raw),
         })
     }
 
     /// Pairs a transaction with a sender that the caller already recovered (or stored).
     pub fn new_unchecked(tx: TxEnvelope, sender: Address) -> Self {
-        let encoded_len = tx.encode_2718_len();
-        Self {
-            tx,
-            sender,
-            encoded_len,
-        }
+        let raw = Bytes::from(tx.encoded_2718());
+        Self { tx, sender, raw }
     }
 
     /// The signed transaction.
@@ -86,12 +83,12 @@ impl RecoveredTx {
 
     /// Length of the EIP-2718 encoding in bytes.
     pub fn encoded_len(&self) -> usize {
-        self.encoded_len
+        self.raw.len()
     }
 
     /// The EIP-2718 encoding.
-    pub fn encoded(&self) -> Vec<u8> {
-        self.tx.encoded_2718()
+    pub fn encoded(&self) -> &Bytes {
+        &self.raw
     }
 
     /// Sender nonce.
@@ -239,7 +236,7 @@ mod tests {
         );
         assert_eq!(tx.chain_id(), Some(1));
         assert_eq!(tx.nonce(), 9);
-        assert_eq!(tx.encoded(), raw.to_vec());
+        assert_eq!(tx.encoded().to_vec(), raw.to_vec());
     }
 
     proptest! {

@@ -375,9 +375,9 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
                 .body(number)
                 .map_err(error::storage)?
                 .unwrap_or_default();
-            return to_json(body.get(index as usize).map(|t| Bytes::from(t.encoded())));
+            return to_json(body.get(index as usize).map(|t| t.encoded().clone()));
         }
-        to_json(ctx.pool.get(&hash).map(|t| Bytes::from(t.encoded())))
+        to_json(ctx.pool.get(&hash).map(|t| t.encoded().clone()))
     })?;
     m.register_method(
         "eth_getTransactionByBlockNumberAndIndex",

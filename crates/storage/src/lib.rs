@@ -634,6 +634,16 @@ impl Store {
                 .read()
                 .load(std::sync::atomic::Ordering::Acquire)
                 .min(self.flat.durable_block());
+            // Encoding is pure CPU: spread it over the cores before the write transaction.
+            let (journal_bytes, (body_bytes, receipt_bytes)) = rayon::join(
+                || codec::encode_journal(&hashed),
+                || {
+                    rayon::join(
+                        || codec::encode_body(&block.body),
+                        || codec::encode_receipts(&receipts),
+                    )
+                },
+            );
             let txn = self.db.begin_write()?;
             {
                 let mut table = txn.open_table(CODES)?;
@@ -641,11 +651,11 @@ impl Store {
                     table.insert(&hash.0, code.as_ref())?;
                 }
                 let mut journal = txn.open_table(JOURNAL)?;
-                journal.insert(number, codec::encode_journal(&hashed).as_slice())?;
+                journal.insert(number, journal_bytes.as_slice())?;
                 journal.retain_in(..=prune, |_, _| false)?;
             }
             let journaled = flush.elapsed();
-            write_block(&txn, &block, &receipts)?;
+            write_block(&txn, &block, &receipts, &body_bytes, &receipt_bytes)?;
             let written = flush.elapsed();
             txn.commit()?;
             crash_point("chain-committed", number);
@@ -745,7 +755,13 @@ fn write_genesis(db: &Database, spec: &ChainSpec, state: &StateDiff) -> Result<(
             codes.insert(&hash.0, code.as_ref())?;
         }
     }
-    write_block(&txn, &block, &[])?;
+    write_block(
+        &txn,
+        &block,
+        &[],
+        &codec::encode_body(&block.body),
+        &codec::encode_receipts(&[]),
+    )?;
     {
         let mut meta = txn.open_table(META)?;
         meta.insert(META_CHAIN_ID, spec.chain_id().to_be_bytes().as_slice())?;
@@ -784,6 +800,8 @@ fn write_block(
     txn: &redb::WriteTransaction,
     block: &Block,
     receipts: &[StoredReceipt],
+    body_bytes: &[u8],
+    receipt_bytes: &[u8],
 ) -> Result<(), StoreError> {
     let number = block.number();
     let mut rlp = Vec::with_capacity(600);
@@ -792,10 +810,8 @@ fn write_block(
     txn.open_table(CANONICAL)?.insert(number, &block.hash.0)?;
     txn.open_table(HASH_NUMBERS)?
         .insert(&block.hash.0, number)?;
-    txn.open_table(BODIES)?
-        .insert(number, codec::encode_body(&block.body).as_slice())?;
-    txn.open_table(RECEIPTS)?
-        .insert(number, codec::encode_receipts(receipts).as_slice())?;
+    txn.open_table(BODIES)?.insert(number, body_bytes)?;
+    txn.open_table(RECEIPTS)?.insert(number, receipt_bytes)?;
     {
         // Sorted, so the B-tree is walked once from left to right instead of at random.
         let mut entries: Vec<([u8; 32], u32)> = block
