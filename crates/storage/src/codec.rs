@@ -84,7 +84,7 @@ pub fn encode_body(body: &[Arc<RecoveredTx>]) -> Vec<u8> {
         out.extend_from_slice(tx.sender().as_slice());
         let encoded = tx.encoded();
         out.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
-        out.extend_from_slice(&encoded);
+        out.extend_from_slice(encoded);
     }
     out
 }
