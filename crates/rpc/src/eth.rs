@@ -426,16 +426,13 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
     // Submission.
     m.register_async_method("eth_sendRawTransaction", |p, ctx, ext| async move {
         let raw: Bytes = p.one()?;
-        // In a batch the middleware has already recovered the sender (in parallel).
-        let pre = ext
-            .get::<crate::middleware::PreRecovered>()
-            .map(|p| p.0.clone());
+        // In a batch the middleware has already admitted it (with the rest of the batch).
+        if let Some(pre) = ext.get::<crate::middleware::PreAdmitted>() {
+            return pre.0.clone().map_err(server_error);
+        }
         tokio::task::spawn_blocking(move || {
-            let tx = match pre {
-                Some(r) => r,
-                None => RecoveredTx::decode_and_recover(&raw),
-            }
-            .map_err(|e| server_error(e.to_string()))?;
+            let tx =
+                RecoveredTx::decode_and_recover(&raw).map_err(|e| server_error(e.to_string()))?;
             ctx.submit(tx)
         })
         .await

@@ -166,7 +166,7 @@ impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
 /// Starts the server; it runs until the handle is stopped or dropped.
 pub async fn start(ctx: Arc<RpcContext>) -> Result<(SocketAddr, ServerHandle), RpcError> {
     let config = ctx.config.clone();
-    let module = build_module(ctx)?;
+    let module = build_module(ctx.clone())?;
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.max_request_body)
         .max_response_body_size(config.max_response_body)
@@ -175,8 +175,13 @@ pub async fn start(ctx: Arc<RpcContext>) -> Result<(SocketAddr, ServerHandle), R
         .set_id_provider(HexIdProvider)
         .build();
     let cors = tower_http::cors::CorsLayer::permissive();
-    let rpc_middleware = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
-        .layer_fn(|inner| middleware::RecoverSenders { inner });
+    let rpc_middleware =
+        jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |inner| {
+            middleware::RecoverSenders {
+                inner,
+                ctx: ctx.clone(),
+            }
+        });
     let server = Server::builder()
         .set_config(server_config)
         .set_rpc_middleware(rpc_middleware)
