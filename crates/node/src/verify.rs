@@ -1,5 +1,6 @@
 //! Offline check of a data directory (`pharos db verify`): the head's state root equals a full
-//! recomputation over the flat state, and every block, re-executed from genesis with the
+//! recomputation over the flat state, every transaction is found by its hash where its block
+//! holds it, and every block, re-executed from genesis with the
 //! sequential executor on a fresh store, yields the same header (state root, receipts root, gas
 //! used, logs bloom) and so the same hash.
 
@@ -51,6 +52,15 @@ pub fn verify_chain(
             .body(number)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("block {number} has no body"))?;
+        for (i, tx) in body.iter().enumerate() {
+            let location = snap.tx_location(tx.hash()).map_err(|e| e.to_string())?;
+            if location != Some((number, i as u32)) {
+                return Err(format!(
+                    "transaction {} of block {number} at index {i} is indexed at {location:?}",
+                    tx.hash()
+                ));
+            }
+        }
         let state = replay.snapshot().map_err(|e| e.to_string())?;
         let out = executor
             .execute(&BlockContext::from_header(&header), &body, &state)

@@ -26,6 +26,7 @@ mod snapshot;
 mod tables;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -169,6 +170,15 @@ pub fn crash_point(point: &str, block: u64) {
     }
 }
 
+/// Transaction locations (hash → index) of recent blocks whose entries are not in the
+/// `tx_lookup` table yet, oldest first. The table is written every [`TX_INDEX_INTERVAL`] blocks
+/// with all of them merged and sorted: random hash keys would otherwise dirty a B-tree page per
+/// transaction in every block's commit.
+pub(crate) type TxPending = Arc<Vec<(u64, Arc<HashMap<B256, u32>>)>>;
+
+/// Blocks between writes of the transaction-hash index.
+const TX_INDEX_INTERVAL: u64 = 16;
+
 /// A block sealed by [`Store::merkleize`], waiting for [`Store::persist`].
 #[derive(Debug)]
 pub struct SealedBlock {
@@ -204,6 +214,10 @@ pub struct Store {
     /// The newest merkleized block (number, hash): the head, or ahead of it by the blocks
     /// between [`Store::merkleize`] and [`Store::persist`].
     tip: Mutex<(u64, B256)>,
+    /// Recent blocks' transaction locations not in the `tx_lookup` table yet.
+    tx_pending: RwLock<TxPending>,
+    /// The newest block whose transactions the `tx_lookup` table holds.
+    tx_indexed: Mutex<u64>,
     /// Notified whenever the head moves.
     head_moved: parking_lot::Condvar,
     head_wait: Mutex<()>,
@@ -229,7 +243,9 @@ const META_CHAIN_ID: &str = "chain_id";
 const META_GENESIS: &str = "genesis_hash";
 const META_HEAD: &str = "head";
 const META_SCHEMA: &str = "schema";
-const SCHEMA_VERSION: u64 = 2;
+/// `tx_index` → the newest block whose transactions the `tx_lookup` table holds (8, BE).
+const META_TX_INDEX: &str = "tx_index";
+const SCHEMA_VERSION: u64 = 3;
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -335,7 +351,7 @@ impl Store {
                         path.display()
                     )));
                 }
-                let snapshot = Snapshot::open(&db, None, None)?;
+                let snapshot = Snapshot::open(&db, None, None, None)?;
                 let head_number = snapshot.head_number_from_meta()?;
                 let header = snapshot.header(head_number)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("head block {head_number} has no header"))
@@ -377,7 +393,10 @@ impl Store {
             }
         };
         let tip = (head.header.number, head.hash);
+        let (tx_indexed, tx_pending) = load_tx_pending(&db, head.header.number)?;
         let store = Self {
+            tx_pending: RwLock::new(tx_pending),
+            tx_indexed: Mutex::new(tx_indexed),
             tip: Mutex::new(tip),
             head_moved: parking_lot::Condvar::new(),
             head_wait: Mutex::new(()),
@@ -483,7 +502,7 @@ impl Store {
                 // The state tables moved past this head while we looked: take the newer head.
                 continue;
             }
-            return Snapshot::open(&self.db, Some(head), Some(state));
+            return Snapshot::open(&self.db, Some(head), Some(state), Some(&self.tx_pending));
         }
     }
 
@@ -627,7 +646,7 @@ impl Store {
             });
         }
         let flush = Instant::now();
-        {
+        let (write_index, block_txs) = {
             let _span = tracing::debug_span!("flush", block = number).entered();
             let prune = self
                 .trie_durable
@@ -644,7 +663,33 @@ impl Store {
                     )
                 },
             );
+            let block_txs: Arc<HashMap<B256, u32>> = Arc::new(
+                block
+                    .body
+                    .iter()
+                    .enumerate()
+                    .map(|(i, tx)| (tx.hash(), i as u32))
+                    .collect(),
+            );
+            let indexed = *self.tx_indexed.lock();
+            let write_index = number >= indexed + TX_INDEX_INTERVAL;
             let txn = self.db.begin_write()?;
+            if write_index {
+                let pending = self.tx_pending.read().clone();
+                let mut entries: Vec<([u8; 32], (u64, u32))> = pending
+                    .iter()
+                    .filter(|(n, _)| *n > indexed)
+                    .chain(std::iter::once(&(number, block_txs.clone())))
+                    .flat_map(|(n, txs)| txs.iter().map(move |(h, i)| (h.0, (*n, *i))))
+                    .collect();
+                entries.sort_unstable_by_key(|e| e.0);
+                let mut lookup = txn.open_table(TX_LOOKUP)?;
+                for (hash, location) in &entries {
+                    lookup.insert(hash, *location)?;
+                }
+                txn.open_table(META)?
+                    .insert(META_TX_INDEX, number.to_be_bytes().as_slice())?;
+            }
             {
                 let mut table = txn.open_table(CODES)?;
                 for (hash, code) in &codes {
@@ -667,6 +712,25 @@ impl Store {
                 commit = ?(timings.flush - written),
                 "chain database write"
             );
+            (write_index, block_txs)
+        };
+        {
+            // Entries already in the table stay listed one more interval (see `TxPending`).
+            let mut pending = self.tx_pending.write();
+            let mut next: Vec<_> = if write_index {
+                let mut indexed = self.tx_indexed.lock();
+                let previous = *indexed;
+                *indexed = number;
+                pending
+                    .iter()
+                    .filter(|(n, _)| *n > previous)
+                    .cloned()
+                    .collect()
+            } else {
+                pending.iter().cloned().collect()
+            };
+            next.push((number, block_txs));
+            *pending = Arc::new(next);
         }
         // State first, then the head: a snapshot never has a head without its state.
         self.flat.push(PendingBlock::new(number, hashed));
@@ -746,6 +810,37 @@ impl Store {
     }
 }
 
+/// Reads which block the `tx_lookup` table is written up to and rebuilds the pending locations
+/// of the blocks after it (up to `head`) from their bodies.
+fn load_tx_pending(db: &Database, head: u64) -> Result<(u64, TxPending), StoreError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let indexed = match meta.get(META_TX_INDEX)? {
+        Some(v) => <[u8; 8]>::try_from(v.value())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("tx index record".into()))?,
+        None => 0,
+    };
+    let bodies = txn.open_table(BODIES)?;
+    let mut pending = Vec::new();
+    for number in indexed.saturating_add(1)..=head {
+        let body = bodies
+            .get(number)?
+            .ok_or_else(|| StoreError::Corrupt(format!("block {number} has no body")))?;
+        let body = codec::decode_body(body.value())?;
+        pending.push((
+            number,
+            Arc::new(
+                body.iter()
+                    .enumerate()
+                    .map(|(i, tx)| (tx.hash(), i as u32))
+                    .collect::<HashMap<B256, u32>>(),
+            ),
+        ));
+    }
+    Ok((indexed.min(head), Arc::new(pending)))
+}
+
 fn write_genesis(db: &Database, spec: &ChainSpec, state: &StateDiff) -> Result<(), StoreError> {
     let block = Block::seal(spec.genesis_header().clone(), Vec::new());
     let txn = db.begin_write()?;
@@ -812,20 +907,6 @@ fn write_block(
         .insert(&block.hash.0, number)?;
     txn.open_table(BODIES)?.insert(number, body_bytes)?;
     txn.open_table(RECEIPTS)?.insert(number, receipt_bytes)?;
-    {
-        // Sorted, so the B-tree is walked once from left to right instead of at random.
-        let mut entries: Vec<([u8; 32], u32)> = block
-            .body
-            .iter()
-            .enumerate()
-            .map(|(i, tx)| (tx.hash().0, i as u32))
-            .collect();
-        entries.sort_unstable();
-        let mut lookup = txn.open_table(TX_LOOKUP)?;
-        for (hash, i) in &entries {
-            lookup.insert(hash, (number, *i))?;
-        }
-    }
     {
         let mut emitters: Vec<Address> = receipts
             .iter()

@@ -21,6 +21,8 @@ pub struct Snapshot {
     bodies: ReadOnlyTable<u64, &'static [u8]>,
     receipts: ReadOnlyTable<u64, &'static [u8]>,
     tx_lookup: ReadOnlyTable<&'static [u8; 32], (u64, u32)>,
+    /// Transaction locations of recent blocks not yet in `tx_lookup`.
+    tx_pending: crate::TxPending,
     log_addresses: ReadOnlyTable<&'static [u8; 28], ()>,
     codes: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     /// State; `None` only while the store itself is opening.
@@ -42,8 +44,12 @@ impl Snapshot {
         db: &Database,
         head: Option<Arc<Head>>,
         state: Option<FlatView>,
+        tx_pending: Option<&parking_lot::RwLock<crate::TxPending>>,
     ) -> Result<Self, StoreError> {
+        // The read transaction first, then the pending index: entries leave the pending list
+        // only a whole index interval after the transaction that wrote them to the table.
         let txn = db.begin_read()?;
+        let tx_pending = tx_pending.map(|p| p.read().clone()).unwrap_or_default();
         let mut snapshot = Self {
             head: Arc::new(Head {
                 header: Header::default(),
@@ -56,6 +62,7 @@ impl Snapshot {
             bodies: txn.open_table(BODIES)?,
             receipts: txn.open_table(RECEIPTS)?,
             tx_lookup: txn.open_table(TX_LOOKUP)?,
+            tx_pending,
             log_addresses: txn.open_table(LOG_ADDRESSES)?,
             codes: txn.open_table(CODES)?,
             state,
@@ -138,6 +145,11 @@ impl Snapshot {
 
     /// Where transaction `hash` was included: (block number, index).
     pub fn tx_location(&self, hash: B256) -> Result<Option<(u64, u32)>, StoreError> {
+        for (number, block) in self.tx_pending.iter().rev() {
+            if let Some(index) = block.get(&hash) {
+                return Ok(Some((*number, *index)));
+            }
+        }
         Ok(self.tx_lookup.get(&hash.0)?.map(|v| v.value()))
     }
 
