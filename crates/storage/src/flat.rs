@@ -132,6 +132,25 @@ impl MergedDiff {
     }
 }
 
+/// Updates the set of (hashed) slots an account holds with one block's change to it: a wipe
+/// clears the set first when `wipes`, then zero writes remove and other writes add.
+pub(crate) fn apply_slot_writes(
+    slots: &mut std::collections::BTreeSet<B256>,
+    account: &crate::commitment::HashedAccount,
+    wipes: bool,
+) {
+    if wipes && account.wiped {
+        slots.clear();
+    }
+    for (hashed_slot, _, value) in &account.storage {
+        if value.is_zero() {
+            slots.remove(hashed_slot);
+        } else {
+            slots.insert(*hashed_slot);
+        }
+    }
+}
+
 /// A committed block's state changes not yet in the tables.
 #[derive(Debug, Default)]
 pub struct PendingBlock {
@@ -469,16 +488,10 @@ impl FlatView {
             Some(i) => &self.pending[..=i],
             None => &self.pending[..],
         };
-        // Oldest first, so later writes win.
+        // Oldest first, so later writes win (the wipe, if any, is already accounted for).
         for block in newest_first.iter().rev() {
             for account in block.diff.accounts.iter().filter(|a| &a.hashed == hashed) {
-                for (hashed_slot, _, value) in &account.storage {
-                    if value.is_zero() {
-                        slots.remove(hashed_slot);
-                    } else {
-                        slots.insert(*hashed_slot);
-                    }
-                }
+                apply_slot_writes(&mut slots, account, false);
             }
         }
         Ok(slots.into_iter().collect())

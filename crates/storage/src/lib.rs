@@ -420,22 +420,15 @@ impl Store {
 
     fn open_commitment(&self) -> Result<Box<dyn Commitment>, StoreError> {
         let head = self.head();
+        let (path, chain, flat) = (&self.trie_path, &self.db, self.flat.database());
+        let (number, root) = (head.header.number, head.header.state_root);
+        let config = self.config.commitment.clone();
         let commitment: Box<dyn Commitment> = match self.kind {
             StateCommitment::Mpt => Box::new(MptCommitment::open(
-                &self.trie_path,
-                &self.db,
-                self.flat.database(),
-                head.header.number,
-                head.header.state_root,
-                self.config.commitment.clone(),
+                path, chain, flat, number, root, config,
             )?),
             StateCommitment::Nomt => Box::new(NomtCommitment::open(
-                &self.trie_path,
-                &self.db,
-                self.flat.database(),
-                head.header.number,
-                head.header.state_root,
-                self.config.commitment.clone(),
+                path, chain, flat, number, root, config,
             )?),
         };
         self.unpersisted.lock().clear();
@@ -592,16 +585,7 @@ impl Store {
                         continue;
                     }
                     for account in diff.accounts.iter().filter(|a| &a.hashed == hashed) {
-                        if account.wiped {
-                            slots.clear();
-                        }
-                        for (hashed_slot, _, value) in &account.storage {
-                            if value.is_zero() {
-                                slots.remove(hashed_slot);
-                            } else {
-                                slots.insert(*hashed_slot);
-                            }
-                        }
+                        flat::apply_slot_writes(&mut slots, account, true);
                     }
                 }
                 Ok(slots.into_iter().collect())
