@@ -145,12 +145,22 @@ impl Snapshot {
 
     /// Where transaction `hash` was included: (block number, index).
     pub fn tx_location(&self, hash: B256) -> Result<Option<(u64, u32)>, StoreError> {
+        // Blocks above this snapshot's head (committed while it was taken) are not visible:
+        // a receipt must never show before the state after it.
+        let head = self.head.header.number;
         for (number, block) in self.tx_pending.iter().rev() {
+            if *number > head {
+                continue;
+            }
             if let Some(index) = block.get(&hash) {
                 return Ok(Some((*number, *index)));
             }
         }
-        Ok(self.tx_lookup.get(&hash.0)?.map(|v| v.value()))
+        Ok(self
+            .tx_lookup
+            .get(&hash.0)?
+            .map(|v| v.value())
+            .filter(|(number, _)| *number <= head))
     }
 
     /// Blocks in `from..=to` that hold logs emitted by `address`, ascending.
