@@ -567,3 +567,53 @@ fn lost_or_damaged_trie_store_is_rebuilt_from_flat_state() {
         .unwrap();
     assert_eq!(block.header.state_root, memory.state_root());
 }
+
+/// A transaction's location is found through the pending index and, after the index interval,
+/// the table; a snapshot never sees it while its head is below the transaction's block.
+#[test]
+fn tx_locations_follow_the_snapshot_head() {
+    use alloy_consensus::{Signed, TxEnvelope, TxLegacy};
+    use pharos_primitives::RecoveredTx;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dev_spec();
+    let path = dir.path().join("db");
+    let store = Store::open(&path, &spec).unwrap();
+    let genesis = store.head();
+    let mut hashes = Vec::new();
+    for n in 0..20u64 {
+        let tx = TxLegacy {
+            chain_id: Some(1337),
+            nonce: n,
+            gas_limit: 21_000,
+            ..Default::default()
+        };
+        let signed = Signed::new_unhashed(tx, alloy_primitives::Signature::test_signature());
+        let tx = Arc::new(RecoveredTx::new_unchecked(
+            TxEnvelope::Legacy(signed),
+            Address::repeat_byte(1),
+        ));
+        hashes.push(tx.hash());
+        store
+            .commit_block(next_header(&store), vec![tx], vec![], &StateDiff::default())
+            .unwrap();
+    }
+    let snap = store.snapshot().unwrap();
+    for (i, hash) in hashes.iter().enumerate() {
+        assert_eq!(snap.tx_location(*hash).unwrap(), Some((i as u64 + 1, 0)));
+    }
+    // A snapshot at genesis, taken with everything committed: nothing above its head shows.
+    let old = Snapshot::open(&store.db, Some(genesis), None, Some(&store.tx_pending)).unwrap();
+    for hash in &hashes {
+        assert_eq!(old.tx_location(*hash).unwrap(), None);
+    }
+    // After a restart the pending locations come back from the bodies.
+    drop(snap);
+    drop(old);
+    drop(store);
+    let store = Store::open(&path, &spec).unwrap();
+    let snap = store.snapshot().unwrap();
+    for (i, hash) in hashes.iter().enumerate() {
+        assert_eq!(snap.tx_location(*hash).unwrap(), Some((i as u64 + 1, 0)));
+    }
+}
