@@ -1,17 +1,20 @@
 //! Keeps the chain on disk: blocks, receipts, the transaction and log indexes, flat state and the
-//! state commitment, in one embedded crash-safe database (redb).
+//! state commitment, in embedded crash-safe databases (redb, and NOMT for the `nomt` commitment).
 //!
 //! # Design
-//! * **One write transaction per block.** [`Store::commit_block`] applies a block's
-//!   [`StateDiff`](pharos_primitives::StateDiff) to the state commitment (see [`commitment`]),
-//!   then writes the flat state, the trie journal, the header, body, receipts, indexes and the
-//!   new head in a single redb transaction. redb commits are atomic and durable (copy-on-write
-//!   B-trees, fsync on commit), so after a crash at any moment the database holds exactly the
-//!   last committed block and its matching state; the state trie catches up from its journal.
-//! * **Flat state** keyed by `keccak256(address)` and `keccak256(address) | keccak256(slot)`:
-//!   one lookup per account or slot, no trie walk on reads.
-//! * **The state trie** lives beside the chain database, in `<path>.trie`, checkpointed in the
-//!   background (see [`commitment::mpt`]).
+//! * **One durable write per block.** A block is [`Store::merkleize`]d (the state commitment
+//!   applies its [`StateDiff`](pharos_primitives::StateDiff) and the header gets its state root)
+//!   and then [`Store::persist`]ed: header, body, receipts, indexes, new code and the block's state
+//!   journal in one redb transaction in `<path>`; that commit is the block's commit. A pipeline
+//!   merkleizes block N+1 while N is persisted; [`Store::commit_block`] does both in a row.
+//! * **Flat state** ([`flat`]) in `<path>.state`, keyed by `keccak256(address)` and
+//!   `keccak256(address) | keccak256(slot)`: one lookup per account or slot, no trie walk;
+//!   written by a background checkpointer from merged pending blocks.
+//! * **The state commitment** ([`commitment`]): the [`Commitment`] trait with the Merkle-Patricia
+//!   trie (node store `<path>.trie`) and NOMT (`<path>.trie.nomt`) backends, checkpointed in the
+//!   background. After a crash the flat state and the commitment catch up from the journal.
+//! * **The tx-hash index** is written every 16 blocks, merged and sorted; the locations of the
+//!   blocks since are kept in memory and rebuilt from the bodies on open.
 //! * **Snapshots.** [`Store::snapshot`] opens a read transaction: a consistent view of the head
 //!   block and its state that later commits do not disturb. It implements
 //!   [`StateView`](pharos_executor::StateView) for execution and serves RPC reads.
