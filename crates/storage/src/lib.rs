@@ -3,7 +3,7 @@
 //!
 //! # Design
 //! * **One durable write per block.** A block is [`Store::merkleize`]d (the state commitment
-//!   applies its [`StateDiff`](pharos_primitives::StateDiff) and the header gets its state root)
+//!   applies its [`StateDiff`] and the header gets its state root)
 //!   and then [`Store::persist`]ed: header, body, receipts, indexes, new code and the block's state
 //!   journal in one redb transaction in `<path>`; that commit is the block's commit. A pipeline
 //!   merkleizes block N+1 while N is persisted; [`Store::commit_block`] does both in a row.
