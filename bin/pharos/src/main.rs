@@ -50,11 +50,19 @@ enum DbCommand {
 
 #[derive(Args, Debug)]
 struct VerifyArgs {
-    /// The data directory is a dev chain's.
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// Which chain and where its data lives: shared by `node` and `db`.
+#[derive(Args, Debug)]
+struct ChainArgs {
+    /// The single-node development chain: the ten standard test accounts ("test test ... junk")
+    /// are funded; a `node` unlocks them for eth_sendTransaction and produces blocks locally.
     #[arg(long)]
     dev: bool,
 
-    /// Data directory [default: as `pharos node`].
+    /// Directory for the chain database [default: <user data dir>/pharos/<chain>]
     #[arg(long, value_name = "DIR")]
     datadir: Option<PathBuf>,
 
@@ -62,13 +70,31 @@ struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     genesis: Option<PathBuf>,
 
-    /// Chain id of the dev chain.
+    /// Chain id of the dev chain (a genesis file carries its own).
     #[arg(long, value_name = "N")]
     chain_id: Option<u64>,
 
-    /// State commitment of the dev chain (mpt or nomt).
+    /// State commitment of the dev chain: mpt (Ethereum's Merkle-Patricia trie, default) or
+    /// nomt (binary SHA-256 tree). A genesis file names its own (config.pharos.stateCommitment).
     #[arg(long, value_name = "KIND")]
     state_commitment: Option<pharos_primitives::StateCommitment>,
+}
+
+impl ChainArgs {
+    /// The chain spec and the data directory these arguments name.
+    fn resolve(&self) -> Result<(ChainSpec, PathBuf), String> {
+        let spec = chain_spec(
+            self.genesis.as_deref(),
+            self.dev,
+            self.chain_id,
+            self.state_commitment,
+        )?;
+        let datadir = self
+            .datadir
+            .clone()
+            .unwrap_or_else(|| default_datadir(&spec, self.dev));
+        Ok((spec, datadir))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,27 +263,8 @@ struct E2eArgs {
 
 #[derive(Args, Debug)]
 struct NodeArgs {
-    /// Run a single-node development chain: the ten standard test accounts ("test test ... junk")
-    /// are funded and unlocked for eth_sendTransaction, blocks are produced locally.
-    #[arg(long)]
-    dev: bool,
-
-    /// Directory for the chain database [default: <user data dir>/pharos/<chain>]
-    #[arg(long, value_name = "DIR")]
-    datadir: Option<PathBuf>,
-
-    /// Genesis file in geth's JSON format (required without --dev).
-    #[arg(long, value_name = "FILE")]
-    genesis: Option<PathBuf>,
-
-    /// Chain id of the dev chain (a genesis file carries its own).
-    #[arg(long, value_name = "N")]
-    chain_id: Option<u64>,
-
-    /// State commitment of the dev chain: mpt (Ethereum's Merkle-Patricia trie, default) or
-    /// nomt (binary SHA-256 tree). A genesis file names its own (config.pharos.stateCommitment).
-    #[arg(long, value_name = "KIND")]
-    state_commitment: Option<pharos_primitives::StateCommitment>,
+    #[command(flatten)]
+    chain: ChainArgs,
 
     /// Address the JSON-RPC server (HTTP and WebSocket on one port) listens on.
     #[arg(long = "http.addr", value_name = "IP", default_value = "127.0.0.1")]
@@ -330,15 +337,7 @@ fn default_datadir(spec: &ChainSpec, dev: bool) -> PathBuf {
 }
 
 fn run_db_verify(args: VerifyArgs) -> Result<(), String> {
-    let spec = chain_spec(
-        args.genesis.as_deref(),
-        args.dev,
-        args.chain_id,
-        args.state_commitment,
-    )?;
-    let datadir = args
-        .datadir
-        .unwrap_or_else(|| default_datadir(&spec, args.dev));
+    let (spec, datadir) = args.chain.resolve()?;
     let path = datadir.join("chain.redb");
     if !path.exists() {
         return Err(format!("{} does not exist", path.display()));
@@ -400,24 +399,16 @@ fn chain_spec(
 }
 
 fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
-    let spec = chain_spec(
-        args.genesis.as_deref(),
-        args.dev,
-        args.chain_id,
-        args.state_commitment,
-    )?;
+    let (spec, datadir) = args.chain.resolve()?;
     if args.block_time.is_zero() {
         return Err("--block-time must be above zero".into());
     }
-    let datadir = args
-        .datadir
-        .unwrap_or_else(|| default_datadir(&spec, args.dev));
     let mut config = NodeConfig::dev(
         spec,
         datadir,
         SocketAddr::new(args.http_addr, args.http_port),
     );
-    config.dev = args.dev;
+    config.dev = args.chain.dev;
     config.block_time = args.block_time;
     config.metrics = args.metrics;
     if let Some(n) = args.exec_threads {
@@ -425,7 +416,7 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
     }
     if let Some(c) = args.coinbase {
         config.coinbase = c;
-    } else if !args.dev {
+    } else if !args.chain.dev {
         config.coinbase = Address::ZERO;
     }
     config.rpc.max_batch = args.rpc_max_batch;

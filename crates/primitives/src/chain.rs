@@ -276,6 +276,16 @@ fn genesis_header(genesis: &Genesis, pharos: &PharosConfig) -> Header {
     }
 }
 
+/// Code hash of a genesis account (empty code counts as none).
+fn genesis_code_hash(account: &GenesisAccount) -> B256 {
+    account
+        .code
+        .as_ref()
+        .filter(|c| !c.is_empty())
+        .map(keccak256)
+        .unwrap_or(alloy_primitives::KECCAK256_EMPTY)
+}
+
 /// State root of a genesis allocation (Ethereum MPT).
 pub fn genesis_state_root(alloc: &BTreeMap<Address, GenesisAccount>) -> B256 {
     let mut leaves: Vec<(B256, TrieAccount)> = alloc
@@ -292,12 +302,7 @@ pub fn genesis_state_root(alloc: &BTreeMap<Address, GenesisAccount>) -> B256 {
                     )
                 })
                 .unwrap_or(EMPTY_ROOT_HASH);
-            let code_hash = account
-                .code
-                .as_ref()
-                .filter(|c| !c.is_empty())
-                .map(keccak256)
-                .unwrap_or(alloy_primitives::KECCAK256_EMPTY);
+            let code_hash = genesis_code_hash(account);
             (
                 keccak256(address),
                 TrieAccount {
@@ -319,12 +324,7 @@ pub fn genesis_binary_state_root(alloc: &BTreeMap<Address, GenesisAccount>) -> B
     let mut leaves = Vec::new();
     for (address, account) in alloc {
         let hashed = keccak256(address);
-        let code_hash = account
-            .code
-            .as_ref()
-            .filter(|c| !c.is_empty())
-            .map(keccak256)
-            .unwrap_or(alloy_primitives::KECCAK256_EMPTY);
+        let code_hash = genesis_code_hash(account);
         leaves.push((
             bs::account_key(&hashed),
             bs::account_value(

@@ -47,14 +47,6 @@ pub fn storage_key_hashed(hashed_address: &B256, hashed_slot: &B256) -> [u8; 64]
     key
 }
 
-/// Key of a storage slot in the flat state.
-pub fn storage_key(hashed_address: &B256, slot: &U256) -> [u8; 64] {
-    storage_key_hashed(
-        hashed_address,
-        &alloy_primitives::keccak256(slot.to_be_bytes::<32>()),
-    )
-}
-
 /// First and last possible storage keys of an account.
 pub(crate) fn storage_bounds(hashed_address: &B256) -> ([u8; 64], [u8; 64]) {
     let mut lo = [0u8; 64];

@@ -470,7 +470,9 @@ impl Store {
         if guard.is_none() {
             *guard = Some(self.open_commitment()?);
         }
-        let commitment = guard.as_mut().expect("opened above");
+        let Some(commitment) = guard.as_mut() else {
+            return Err(StoreError::Db("the state commitment is not open".into()));
+        };
         let result = f(commitment.as_mut());
         if result.is_err() {
             // Its in-memory state may be ahead of the disk: start over from the checkpoint.
@@ -568,19 +570,23 @@ impl Store {
         let merkleize = Instant::now();
         let out = {
             let _span = tracing::debug_span!("merkleize", block = number).entered();
-            let view = std::cell::OnceCell::new();
             let unpersisted = self.unpersisted.lock().clone();
+            // Only a block that clears an account's storage needs the flat state here.
+            let view = match hashed.accounts.iter().any(|a| a.wiped) {
+                true => {
+                    let head = self.head().header.number;
+                    Some((head, self.flat.view(head)?))
+                }
+                false => None,
+            };
             // Slots a cleared account holds before this block: the flat state at the head, then
             // the blocks merkleized since.
             let wiped_slots = |hashed: &B256| -> Result<Vec<B256>, StoreError> {
-                let (view_head, view): &(u64, FlatView) = match view.get() {
-                    Some(v) => v,
-                    None => {
-                        let head = self.head().header.number;
-                        let _ = view.set((head, self.flat.view(head)?));
-                        view.get().expect("just set")
-                    }
-                };
+                let (view_head, view) = view.as_ref().ok_or_else(|| {
+                    StoreError::Db(format!(
+                        "slots of {hashed} asked for, but the block clears none"
+                    ))
+                })?;
                 let mut slots: std::collections::BTreeSet<B256> =
                     view.storage_slots(hashed)?.into_iter().collect();
                 for (n, diff) in &unpersisted {

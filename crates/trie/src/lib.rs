@@ -329,6 +329,22 @@ fn reveal(node: &mut Node, path: &Nibbles, ctx: &Ctx<'_>) -> Result<(), TrieErro
     Ok(())
 }
 
+/// A node whose key `old_key` and a new leaf at `rest` diverge after `i` shared nibbles: an
+/// extension of the shared prefix (none when `i` is 0) to a branch holding the old node (rebuilt
+/// by `old` from its remaining key) and the new leaf.
+fn split(
+    i: usize,
+    old_key: Nibbles,
+    old: impl FnOnce(Nibbles) -> Node,
+    rest: &Nibbles,
+    value: Vec<u8>,
+) -> Node {
+    let mut branch = new_branch();
+    branch.children[old_key.get_unchecked(i) as usize] = old(old_key.slice(i + 1..));
+    branch.children[rest.get_unchecked(i) as usize] = Node::leaf(rest.slice(i + 1..), value);
+    Node::extension(rest.slice(..i), Node::Branch(branch))
+}
+
 /// Sets `key` to `value` under `node` (at `depth` nibbles). Returns whether anything changed.
 fn insert(
     node: &mut Node,
@@ -360,12 +376,8 @@ fn insert(
             let Node::Leaf(old) = std::mem::take(node) else {
                 unreachable!()
             };
-            let mut branch = new_branch();
-            branch.children[old.key.get_unchecked(i) as usize] =
-                Node::leaf(old.key.slice(i + 1..), old.value);
-            branch.children[rest.get_unchecked(i) as usize] =
-                Node::leaf(rest.slice(i + 1..), value);
-            *node = Node::extension(rest.slice(..i), Node::Branch(branch));
+            let old = *old;
+            *node = split(i, old.key, |k| Node::leaf(k, old.value), &rest, value);
             Ok(true)
         }
         Node::Extension(ext) => {
@@ -381,12 +393,8 @@ fn insert(
             let Node::Extension(old) = std::mem::take(node) else {
                 unreachable!()
             };
-            let mut branch = new_branch();
-            branch.children[old.key.get_unchecked(i) as usize] =
-                Node::extension(old.key.slice(i + 1..), old.child);
-            branch.children[rest.get_unchecked(i) as usize] =
-                Node::leaf(rest.slice(i + 1..), value);
-            *node = Node::extension(rest.slice(..i), Node::Branch(branch));
+            let old = *old;
+            *node = split(i, old.key, |k| Node::extension(k, old.child), &rest, value);
             Ok(true)
         }
         Node::Branch(branch) => {

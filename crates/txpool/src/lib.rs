@@ -544,30 +544,6 @@ impl TxPool {
         out
     }
 
-    /// Updates the pool after a block: `included` left it, `rejected` are dropped, and each
-    /// sender's nonce is re-read from `state` (the state after the block).
-    pub fn on_block(
-        &self,
-        included: &[Arc<RecoveredTx>],
-        rejected: &[Arc<RecoveredTx>],
-        state: &dyn StateView,
-    ) -> Result<(), StateError> {
-        self.remove_executed(None, included, rejected, state)
-    }
-
-    /// [`TxPool::on_block`] for block `number` executed but not yet committed (state is the
-    /// speculative state after it): its transactions stay findable by hash and count towards
-    /// their senders' nonces until [`TxPool::on_committed`] for `number`.
-    pub fn on_executed(
-        &self,
-        number: u64,
-        included: &[Arc<RecoveredTx>],
-        rejected: &[Arc<RecoveredTx>],
-        state: &dyn StateView,
-    ) -> Result<(), StateError> {
-        self.remove_executed(Some(number), included, rejected, state)
-    }
-
     /// Block `number` is committed: the committed state shows its transactions now.
     pub fn on_committed(&self, number: u64) {
         let mut inner = self.inner.lock();
@@ -583,9 +559,13 @@ impl TxPool {
         self.inner.lock().in_flight.txs.len()
     }
 
-    fn remove_executed(
+    /// Updates the pool after block `number` executed: `included` left it, `rejected` are
+    /// dropped, and each sender's nonce is re-read from `state` (the state after the block, which
+    /// may not be committed yet). The included transactions stay findable by hash and count
+    /// towards their senders' nonces until [`TxPool::on_committed`] for `number`.
+    pub fn on_executed(
         &self,
-        in_flight: Option<u64>,
+        number: u64,
         included: &[Arc<RecoveredTx>],
         rejected: &[Arc<RecoveredTx>],
         state: &dyn StateView,
@@ -602,13 +582,11 @@ impl TxPool {
             nonces.push(state.account(*s)?.map(|a| a.nonce).unwrap_or(0));
         }
         let mut inner = self.inner.lock();
-        if let Some(number) = in_flight {
-            for tx in included {
-                inner.in_flight.txs.insert(tx.hash(), (number, tx.clone()));
-            }
-            for (sender, nonce) in senders.iter().zip(&nonces) {
-                inner.in_flight.nonces.insert(*sender, (number, *nonce));
-            }
+        for tx in included {
+            inner.in_flight.txs.insert(tx.hash(), (number, tx.clone()));
+        }
+        for (sender, nonce) in senders.iter().zip(&nonces) {
+            inner.in_flight.nonces.insert(*sender, (number, *nonce));
         }
         for tx in rejected {
             let hash = tx.hash();

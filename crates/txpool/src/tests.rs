@@ -186,7 +186,8 @@ fn pending_queued_and_best_order() {
     let mut after = state.clone();
     after.insert_account(a.address(), 2, U256::from(10u128.pow(21)), None, []);
     after.insert_account(c.address(), 1, U256::from(10u128.pow(21)), None, []);
-    pool.on_block(&best, &[], &after).unwrap();
+    pool.on_executed(1, &best, &[], &after).unwrap();
+    pool.on_committed(1);
     assert_eq!(
         pool.status(),
         PoolStatus {
