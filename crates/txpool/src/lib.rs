@@ -208,18 +208,32 @@ struct Inner {
 
 /// Transactions of blocks that are executed but not yet committed (a pipelined producer): they
 /// left the queues but the committed state does not show them yet, so lookups, nonces and
-/// admission consult this.
+/// admission consult this. Entries outlive their block's commit by [`IN_FLIGHT_GRACE`] blocks:
+/// a reader that took its state snapshot just before a commit and asks the pool just after must
+/// still find them (a nonce or lookup never goes back).
 #[derive(Debug, Default)]
 struct InFlight {
     /// Hash → (block, transaction).
     txs: HashMap<B256, (u64, Arc<RecoveredTx>)>,
     /// Sender → (block, nonce after that block).
     nonces: HashMap<Address, (u64, u64)>,
+    /// The newest committed block.
+    committed: u64,
 }
+
+/// Committed blocks whose in-flight entries are kept (see [`InFlight`]).
+const IN_FLIGHT_GRACE: u64 = 2;
 
 impl InFlight {
     fn nonce(&self, sender: &Address) -> u64 {
         self.nonces.get(sender).map_or(0, |(_, n)| *n)
+    }
+
+    /// Whether `hash` belongs to a block not yet committed.
+    fn uncommitted(&self, hash: &B256) -> bool {
+        self.txs
+            .get(hash)
+            .is_some_and(|(block, _)| *block > self.committed)
     }
 }
 
@@ -328,7 +342,7 @@ impl TxPool {
         {
             let inner = self.inner.lock();
             account.nonce = account.nonce.max(inner.in_flight.nonce(&sender));
-            if inner.in_flight.txs.contains_key(&tx.hash()) {
+            if inner.in_flight.uncommitted(&tx.hash()) {
                 return Err(PoolError::AlreadyKnown);
             }
         }
@@ -547,16 +561,26 @@ impl TxPool {
     /// Block `number` is committed: the committed state shows its transactions now.
     pub fn on_committed(&self, number: u64) {
         let mut inner = self.inner.lock();
-        inner.in_flight.txs.retain(|_, (block, _)| *block > number);
-        inner
-            .in_flight
+        let in_flight = &mut inner.in_flight;
+        in_flight.committed = in_flight.committed.max(number);
+        in_flight
+            .txs
+            .retain(|_, (block, _)| *block + IN_FLIGHT_GRACE > number);
+        in_flight
             .nonces
-            .retain(|_, (block, _)| *block > number);
+            .retain(|_, (block, _)| *block + IN_FLIGHT_GRACE > number);
     }
 
     /// Executed transactions not yet committed.
     pub fn in_flight(&self) -> usize {
-        self.inner.lock().in_flight.txs.len()
+        let inner = self.inner.lock();
+        let committed = inner.in_flight.committed;
+        inner
+            .in_flight
+            .txs
+            .values()
+            .filter(|(block, _)| *block > committed)
+            .count()
     }
 
     /// Updates the pool after block `number` executed: `included` left it, `rejected` are

@@ -279,6 +279,19 @@ fn executed_but_uncommitted_transactions_stay_visible() {
     );
     pool.on_committed(7);
     assert_eq!(pool.in_flight(), 0);
+    // A reader whose snapshot predates the commit (nonce 0) still gets the right answers.
+    assert_eq!(pool.pending_nonce(w.address(), 0), 2);
+    assert_eq!(pool.get(&hash).map(|t| t.hash()), Some(hash));
+    assert_eq!(pool.pending_nonce(w.address(), 1), 2);
+    // Resubmitting the committed transaction is judged by state again, not "already known".
+    let mut after_commit = state.clone();
+    after_commit.insert_account(w.address(), 1, U256::from(10u128.pow(21)), None, []);
+    let again = pool
+        .add(transfer(&w, 0), &after_commit, BASE_FEE)
+        .unwrap_err();
+    assert!(again.to_string().starts_with("nonce too low"), "{again}");
+    // Two blocks later the entries are gone.
+    pool.on_committed(9);
     assert!(pool.get(&hash).is_none());
     assert_eq!(pool.pending_nonce(w.address(), 1), 2);
 }
