@@ -179,6 +179,8 @@ pub struct ExecStats {
     pub merge_us: u64,
     /// Microseconds in all.
     pub total_us: u64,
+    /// Transactions whose prediction came from the preload stage (see [`Prepared`]).
+    pub prepared_hits: usize,
 }
 
 impl ExecStats {
@@ -211,6 +213,47 @@ pub enum ExecError {
     Evm(String),
 }
 
+/// What a block's preload stage learned before the block executes: access predictions by
+/// transaction hash, made on an earlier state (they only schedule, so an outdated one costs time,
+/// never correctness), with the predicted locations already read once from storage.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub(crate) predictions:
+        alloy_primitives::map::HashMap<B256, parallel::predict::AccessPrediction>,
+    /// Distinct locations read from storage ahead of execution (0 when the state answers from
+    /// memory and reading ahead would only cost time).
+    pub preloaded: usize,
+    /// Microseconds spent predicting.
+    pub predict_us: u64,
+    /// Microseconds spent preloading.
+    pub preload_us: u64,
+}
+
+impl Prepared {
+    /// Transactions with a prediction.
+    pub fn len(&self) -> usize {
+        self.predictions.len()
+    }
+
+    /// No predictions at all.
+    pub fn is_empty(&self) -> bool {
+        self.predictions.is_empty()
+    }
+
+    /// Whether the transaction with `hash` has a prediction.
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.predictions.contains_key(hash)
+    }
+
+    /// Adds what a later round of the preload stage found.
+    pub fn merge(&mut self, other: Prepared) {
+        self.predictions.extend(other.predictions);
+        self.preloaded += other.preloaded;
+        self.predict_us += other.predict_us;
+        self.preload_us += other.preload_us;
+    }
+}
+
 /// Executes the ordered transactions of one block.
 pub trait BlockExecutor: Send + Sync {
     /// Runs `txs` in order on top of `state` in the block described by `block`.
@@ -220,4 +263,29 @@ pub trait BlockExecutor: Send + Sync {
         txs: &[Arc<RecoveredTx>],
         state: &dyn StateView,
     ) -> Result<BlockOutput, ExecError>;
+
+    /// The preload stage: predicts what `txs` (the likely next block) will touch and reads it
+    /// from `state` ahead of time. Executors that do not predict return nothing.
+    fn prepare(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+    ) -> Result<Prepared, ExecError> {
+        let _ = (block, txs, state);
+        Ok(Prepared::default())
+    }
+
+    /// [`Self::execute`], reusing the predictions of `prepared` for the transactions it covers.
+    /// The result is the same as without them.
+    fn execute_prepared(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+        prepared: Prepared,
+    ) -> Result<BlockOutput, ExecError> {
+        let _ = prepared;
+        self.execute(block, txs, state)
+    }
 }

@@ -3,12 +3,13 @@
 //!
 //! | metric | kind | what |
 //! |---|---|---|
-//! | `pharos_stage_seconds{stage}` | histogram | time per block in each pipeline stage: `execute` (with its parts `predict`, access-list inference, and `preload`, the batched read of predicted keys), `merkleize`, `flush` (chain database commit), `checkpoint` (handing state to the background writers), `commit` (end to end from execution start to durable head) |
+//! | `pharos_stage_seconds{stage}` | histogram | time per block in each pipeline stage: `prepare` (the preload stage: look ahead in the pool, access-list inference and the batched read of predicted keys for the block after the executing one), `execute` (with its parts `predict` and `preload`: what the execute stage still had to predict and read itself), `merkleize`, `flush` (chain database commit), `checkpoint` (handing state to the background writers), `commit` (end to end from execution start to durable head) |
 //! | `pharos_blocks_total` | counter | blocks committed |
 //! | `pharos_transactions_total` | counter | transactions committed |
 //! | `pharos_gas_total` | counter | gas used by committed blocks |
 //! | `pharos_reexecutions_total` | counter | blocks executed again because they read the hash of a parent still being merkleized |
 //! | `pharos_dropped_total` | counter | transactions dropped at execution |
+//! | `pharos_prepared_hits_total` | counter | transactions executed with the access prediction the preload stage made while the previous block executed (compare with `pharos_transactions_total`) |
 //! | `pharos_head` | gauge | number of the durable head |
 //! | `pharos_pool_transactions` | gauge | transactions in the pool (pending and queued) |
 //! | `pharos_in_flight_blocks` | gauge | blocks executed but not yet durable |
@@ -53,6 +54,8 @@ pub struct Metrics {
     pub reexecutions: Counter,
     /// Transactions dropped at execution.
     pub dropped: Counter,
+    /// Transactions whose access prediction came from the preload stage.
+    pub prepared_hits: Counter,
     /// Durable head.
     pub head: Gauge,
     /// Pooled transactions.
@@ -86,6 +89,7 @@ impl Default for Metrics {
             gas: Counter::default(),
             reexecutions: Counter::default(),
             dropped: Counter::default(),
+            prepared_hits: Counter::default(),
             head: Gauge::default(),
             pool: Gauge::default(),
             in_flight: Gauge::default(),
@@ -108,6 +112,11 @@ impl Default for Metrics {
             "dropped",
             "Transactions dropped at execution",
             m.dropped.clone(),
+        );
+        registry.register(
+            "prepared_hits",
+            "Transactions whose access prediction the preload stage made ahead",
+            m.prepared_hits.clone(),
         );
         registry.register("head", "Number of the durable head", m.head.clone());
         registry.register(

@@ -1,13 +1,18 @@
-//! Block production as a pipeline of three stages, each on its own thread, connected by
+//! Block production as a pipeline of four stages, each on its own thread, connected by
 //! bounded channels (capacity 1, so a slow stage holds the others back instead of piling up
 //! blocks):
 //!
 //! ```text
-//!  tick ─▶ execute N+1 ──▶ merkleize N ──▶ flush N-1 ──▶ announce, pool
-//!          (pool order,     (state trie,    (one chain-database commit:
-//!           preload and      state root,     the block is durable and
-//!           parallel exec)   seal header)    becomes the head)
+//!  preload N+2 ─▶ tick ─▶ execute N+1 ──▶ merkleize N ──▶ flush N-1 ──▶ announce, pool
+//!  (pool look-ahead,      (pool order,     (state trie,    (one chain-database commit:
+//!   access prediction,     parallel exec    state root,     the block is durable and
+//!   batched read of        reusing the      seal header)    becomes the head)
+//!   predicted keys)        predictions)
 //! ```
+//!
+//! The preload stage works on block N+2 from the moment N+1 has executed until N+2 starts
+//! (`Producer::prepare`); its predictions are hints, so a transaction it did not see or a
+//! state it saw too early only costs time.
 //!
 //! Block N+1 executes on the head's state plus the state changes of the blocks still in flight
 //! ([`SpeculativeView`]), so it does not wait for N's root or N's disk write. Two things of a block
@@ -19,7 +24,7 @@
 //! transactions leave the pool's in-flight set, only after its flush: a client never sees a
 //! block a crash could take back.
 //!
-//! [`Producer::produce`] runs the same three stages inline, for tests.
+//! [`Producer::produce`] runs execute, merkleize and flush inline, for tests.
 
 use std::{
     collections::BTreeMap,
@@ -36,7 +41,7 @@ use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_primitives::{Address, B64, B256, Bytes, U256, keccak256};
 use parking_lot::{Condvar, Mutex, RwLock};
 use pharos_evm::BlockContext;
-use pharos_executor::{BlockExecutor, ExecStats, StateError, StateView, TxResult};
+use pharos_executor::{BlockExecutor, ExecStats, Prepared, StateError, StateView, TxResult};
 use pharos_primitives::{
     AccountState, ChainSpec, RecoveredTx, StateDiff, StoredReceipt,
     block::{receipts_root, transactions_root},
@@ -208,7 +213,33 @@ pub struct Producer {
     in_flight: Arc<InFlight>,
     /// The newest executed block's header (parent hash and state root not yet set).
     last_executed: Mutex<Option<Header>>,
+    /// The preload stage's input, when it runs (see [`run`]).
+    to_prepare: Mutex<Option<mpsc::SyncSender<BlockContext>>>,
+    /// The preload stage's work so far.
+    prepared: Mutex<PrepareSlot>,
+    prepared_changed: Condvar,
 }
+
+/// Hand-over between the preload stage and the execute stage.
+#[derive(Default)]
+struct PrepareSlot {
+    /// The block being prepared.
+    number: Option<u64>,
+    /// What was prepared for it so far.
+    prepared: Prepared,
+    /// Time spent on it.
+    spent: Duration,
+    /// A round is running.
+    busy: bool,
+    /// The execute stage took the block: stop.
+    taken: bool,
+}
+
+/// How often the preload stage looks at the pool again for transactions that arrived since.
+const PREPARE_ROUND: Duration = Duration::from_millis(100);
+
+/// How long the execute stage waits for a running round of the preload stage.
+const PREPARE_WAIT: Duration = Duration::from_millis(250);
 
 impl Producer {
     /// A producer committing into `store` the best transactions of `pool`.
@@ -234,7 +265,123 @@ impl Producer {
             metrics,
             in_flight: Arc::default(),
             last_executed: Mutex::new(None),
+            to_prepare: Mutex::new(None),
+            prepared: Mutex::default(),
+            prepared_changed: Condvar::new(),
         }
+    }
+
+    /// The preload stage for the next block, from the moment the previous block has executed
+    /// until the next one starts: every [`PREPARE_ROUND`] it takes the transactions the pool
+    /// would put in the block now, predicts what the ones it has not seen yet will touch and
+    /// reads that from storage. The pool already reflects the executed block and the view
+    /// includes its changes; transactions that arrive later only miss the prediction (the
+    /// execute stage predicts those itself). The final choice is made when the block executes.
+    fn prepare(&self, ctx: BlockContext) {
+        let number = ctx.number;
+        let _span = tracing::debug_span!("preload", block = number).entered();
+        loop {
+            {
+                let mut slot = self.prepared.lock();
+                if slot.number != Some(number) || slot.taken {
+                    return;
+                }
+                slot.busy = true;
+            }
+            let started = Instant::now();
+            let round = self.prepare_round(&ctx);
+            let mut slot = self.prepared.lock();
+            slot.busy = false;
+            self.prepared_changed.notify_all();
+            if slot.number != Some(number) || slot.taken {
+                return;
+            }
+            slot.spent += started.elapsed();
+            match round {
+                Ok(p) => slot.prepared.merge(p),
+                Err(e) => {
+                    // Only a look ahead: the block predicts for itself.
+                    tracing::warn!(block = number, error = %e, "preload stage failed");
+                    return;
+                }
+            }
+            let deadline = Instant::now() + PREPARE_ROUND;
+            while slot.number == Some(number) && !slot.taken {
+                if self
+                    .prepared_changed
+                    .wait_until(&mut slot, deadline)
+                    .timed_out()
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One round of [`Self::prepare`].
+    fn prepare_round(&self, ctx: &BlockContext) -> Result<Prepared, NodeError> {
+        let txs = self
+            .pool
+            .best_transactions(ctx.base_fee, ctx.gas_limit, self.max_block_txs);
+        let fresh: Vec<Arc<RecoveredTx>> = {
+            let slot = self.prepared.lock();
+            txs.into_iter()
+                .filter(|t| !slot.prepared.contains(&t.hash()))
+                .collect()
+        };
+        if fresh.is_empty() {
+            return Ok(Prepared::default());
+        }
+        let view = SpeculativeView::new(&self.store, &self.in_flight)?;
+        let prepared = self.executor.prepare(ctx, &fresh, &view)?;
+        tracing::debug!(
+            block = ctx.number,
+            fresh = fresh.len(),
+            preloaded = prepared.preloaded,
+            "preload round"
+        );
+        Ok(prepared)
+    }
+
+    /// Hands block `ctx.number` to the preload stage, if it runs.
+    fn start_prepare(&self, ctx: BlockContext) {
+        let guard = self.to_prepare.lock();
+        let Some(sender) = guard.as_ref() else {
+            return;
+        };
+        *self.prepared.lock() = PrepareSlot {
+            number: Some(ctx.number),
+            ..Default::default()
+        };
+        // An older block's rounds stop.
+        self.prepared_changed.notify_all();
+        if sender.try_send(ctx).is_err() {
+            self.prepared.lock().number = None;
+        }
+    }
+
+    /// What the preload stage prepared for block `number`; it stops there.
+    fn take_prepared(&self, number: u64) -> Option<Prepared> {
+        let mut slot = self.prepared.lock();
+        if slot.number != Some(number) {
+            return None;
+        }
+        slot.taken = true;
+        self.prepared_changed.notify_all();
+        let deadline = Instant::now() + PREPARE_WAIT;
+        while slot.busy {
+            if self
+                .prepared_changed
+                .wait_until(&mut slot, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        slot.number = None;
+        let prepared = std::mem::take(&mut slot.prepared);
+        self.metrics.stage("prepare", slot.spent);
+        (!prepared.is_empty()).then_some(prepared)
     }
 
     /// Builds, executes and commits one block; announces it; updates the pool. Blocking. The
@@ -301,10 +448,16 @@ impl Producer {
             prevrandao: prevrandao_for(grandparent),
             excess_blob_gas: 0,
         };
+        let mut prepared = self.take_prepared(ctx.number);
         let _span = tracing::debug_span!("execute", block = ctx.number).entered();
         let (view, output) = loop {
             let view = SpeculativeView::new(&self.store, &self.in_flight)?;
-            let output = self.executor.execute(&ctx, &candidates, &view)?;
+            let output = match prepared.take() {
+                Some(p) => self
+                    .executor
+                    .execute_prepared(&ctx, &candidates, &view, p)?,
+                None => self.executor.execute(&ctx, &candidates, &view)?,
+            };
             if !view.missing_hash.load(Ordering::Relaxed) {
                 break (view, output);
             }
@@ -318,6 +471,9 @@ impl Producer {
             .stage("predict", Duration::from_micros(stats.predict_us));
         self.metrics
             .stage("preload", Duration::from_micros(stats.preload_us));
+        self.metrics
+            .prepared_hits
+            .inc_by(stats.prepared_hits as u64);
 
         let mut body = Vec::with_capacity(candidates.len());
         let mut receipts = Vec::with_capacity(candidates.len());
@@ -376,6 +532,12 @@ impl Producer {
         self.pool
             .on_executed(ctx.number, &body, &rejected, &view.with_layer(layer))
             .map_err(|e| NodeError::Store(pharos_storage::StoreError::Db(e.to_string())))?;
+        // The preload stage works on the next block until it executes.
+        self.start_prepare(BlockContext {
+            number: ctx.number + 1,
+            base_fee: self.spec.next_base_fee(&header),
+            ..ctx
+        });
         *self.last_executed.lock() = Some(header.clone());
         pharos_storage::crash_point("executed", ctx.number);
         self.metrics.stage("execute", started.elapsed());
@@ -473,6 +635,7 @@ impl Producer {
                 total_ms = started.elapsed().as_millis() as u64,
                 strategy = stats.strategy,
                 groups = stats.groups,
+                prepared = stats.prepared_hits,
                 reexecuted = stats.reexecutions(txs + dropped),
                 mispredicted = stats.mispredicted,
                 "committed block"
@@ -525,6 +688,19 @@ pub async fn run(
             }),
         )?
     };
+    let (to_prepare, prepare_rx) = mpsc::sync_channel::<BlockContext>(1);
+    let preloader = {
+        let p = producer.clone();
+        spawn(
+            "preload",
+            Box::new(move || {
+                for ctx in prepare_rx {
+                    p.prepare(ctx);
+                }
+            }),
+        )?
+    };
+    *producer.to_prepare.lock() = Some(to_prepare);
     let flusher = {
         let (p, failure) = (producer.clone(), failure.clone());
         spawn(
@@ -575,10 +751,14 @@ pub async fn run(
     }
     // Drain: the stages finish what is in flight and stop when their inputs close.
     drop(to_merkleize);
+    producer.to_prepare.lock().take();
+    producer.prepared.lock().number = None;
+    producer.prepared_changed.notify_all();
     let joined = tokio::task::spawn_blocking(move || {
         let a = merkleizer.join();
         let b = flusher.join();
-        a.is_ok() && b.is_ok()
+        let c = preloader.join();
+        a.is_ok() && b.is_ok() && c.is_ok()
     })
     .await
     .unwrap_or(false);

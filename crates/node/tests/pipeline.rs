@@ -117,6 +117,8 @@ async fn pipelined_blocks_equal_a_sequential_replay() {
         "pharos_stage_seconds_count{stage=\"execute\"}",
         "pharos_stage_seconds_count{stage=\"flush\"}",
         "pharos_stage_seconds_count{stage=\"preload\"}",
+        "pharos_stage_seconds_count{stage=\"prepare\"}",
+        "pharos_prepared_hits_total",
         "pharos_head",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
@@ -124,13 +126,17 @@ async fn pipelined_blocks_equal_a_sequential_replay() {
     assert!(scrape(metrics_addr, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
     assert!(scrape(metrics_addr, "garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
     let reexecutions = node.metrics.reexecutions.get();
+    let node_hits = node.metrics.prepared_hits.get();
 
     let store = node.store.clone();
     node.stop().await.expect("clean stop");
 
     let (head, included) = replay_matches(&store, &spec, contract);
     assert_eq!(included, total, "every transaction was included once");
-    eprintln!("{head} blocks, {included} transactions, {reexecutions} re-executed blocks");
+    eprintln!(
+        "{head} blocks, {included} transactions, {reexecutions} re-executed blocks, {} predictions made ahead",
+        node_hits
+    );
 }
 
 /// Re-executes every block of `store` sequentially (`pharos db verify`) and checks the contract

@@ -201,7 +201,9 @@ impl SenderQueue {
 
 #[derive(Debug, Default)]
 struct Inner {
-    by_hash: HashMap<B256, Arc<RecoveredTx>>,
+    /// Pooled transactions with their arrival number (first come, first served among equal tips).
+    by_hash: HashMap<B256, (u64, Arc<RecoveredTx>)>,
+    arrivals: u64,
     senders: HashMap<Address, SenderQueue>,
     in_flight: InFlight,
 }
@@ -403,7 +405,9 @@ impl TxPool {
             if let Some(old) = replaced {
                 inner.by_hash.remove(&old);
             }
-            inner.by_hash.insert(hash, tx.clone());
+            let arrival = inner.arrivals;
+            inner.arrivals += 1;
+            inner.by_hash.insert(hash, (arrival, tx.clone()));
         }
         // Nobody listening is fine.
         let _ = self.new_txs.send(tx);
@@ -416,8 +420,8 @@ impl TxPool {
         inner
             .by_hash
             .get(hash)
-            .or_else(|| inner.in_flight.txs.get(hash).map(|(_, tx)| tx))
-            .cloned()
+            .or_else(|| inner.in_flight.txs.get(hash))
+            .map(|(_, tx)| tx.clone())
     }
 
     /// The nonce the sender's next transaction should carry: the account nonce plus its pending
@@ -483,17 +487,46 @@ impl TxPool {
             .collect()
     }
 
-    /// Executable transactions for the next block, best tip first across senders and nonce
-    /// order within a sender, until their gas limits fill `gas_limit` or `max_count` is reached.
+    /// Executable transactions for the next block, best tip first across senders (first come,
+    /// first served among equal tips) and nonce order within a sender, until their gas limits fill `gas_limit` or `max_count` is reached.
     pub fn best_transactions(
         &self,
         base_fee: u64,
         gas_limit: u64,
         max_count: usize,
     ) -> Vec<Arc<RecoveredTx>> {
+        self.best_after(base_fee, gas_limit, max_count, &HashMap::default())
+    }
+
+    /// A look ahead: what [`Self::best_transactions`] would likely return for the block after
+    /// one made of `ahead`, which is still executing (each sender continues after its last
+    /// nonce in `ahead`). Nothing is reserved; the pipeline's preload stage uses it to predict
+    /// and read the next block's state early.
+    pub fn best_transactions_after(
+        &self,
+        ahead: &[Arc<RecoveredTx>],
+        base_fee: u64,
+        gas_limit: u64,
+        max_count: usize,
+    ) -> Vec<Arc<RecoveredTx>> {
+        let mut next: HashMap<Address, u64> = HashMap::default();
+        for tx in ahead {
+            let n = next.entry(tx.sender()).or_default();
+            *n = (*n).max(tx.nonce() + 1);
+        }
+        self.best_after(base_fee, gas_limit, max_count, &next)
+    }
+
+    fn best_after(
+        &self,
+        base_fee: u64,
+        gas_limit: u64,
+        max_count: usize,
+        next_nonce: &HashMap<Address, u64>,
+    ) -> Vec<Arc<RecoveredTx>> {
         struct Candidate {
             tip: u128,
-            arrival: usize,
+            arrival: u64,
             tx: Arc<RecoveredTx>,
         }
         impl PartialEq for Candidate {
@@ -516,21 +549,26 @@ impl TxPool {
         }
 
         let inner = self.inner.lock();
+        let arrival = |tx: &RecoveredTx| inner.by_hash.get(&tx.hash()).map_or(u64::MAX, |e| e.0);
         let mut heap = BinaryHeap::new();
-        for (i, q) in inner.senders.values().enumerate() {
-            if let Some(tx) = q.txs.get(&q.state_nonce)
+        for (sender, q) in &inner.senders {
+            let first = match next_nonce.get(sender) {
+                Some(n) => q.state_nonce.max(*n),
+                None => q.state_nonce,
+            };
+            if let Some(tx) = q.txs.get(&first)
                 && let Some(tip) = tx.effective_tip(base_fee)
             {
                 heap.push(Candidate {
                     tip,
-                    arrival: i,
+                    arrival: arrival(tx),
                     tx: tx.clone(),
                 });
             }
         }
         let mut out = Vec::new();
         let mut gas = 0u64;
-        while let Some(Candidate { arrival, tx, .. }) = heap.pop() {
+        while let Some(Candidate { tx, .. }) = heap.pop() {
             if out.len() >= max_count {
                 break;
             }
@@ -550,7 +588,7 @@ impl TxPool {
             {
                 heap.push(Candidate {
                     tip,
-                    arrival,
+                    arrival: arrival(next),
                     tx: next.clone(),
                 });
             }

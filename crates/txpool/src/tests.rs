@@ -295,3 +295,51 @@ fn executed_but_uncommitted_transactions_stay_visible() {
     assert!(pool.get(&hash).is_none());
     assert_eq!(pool.pending_nonce(w.address(), 1), 2);
 }
+
+#[test]
+fn look_ahead_continues_after_the_executing_block() {
+    let a = Wallet::from_index(3);
+    let c = Wallet::from_index(4);
+    let (pool, state) = setup(&[a.clone(), c.clone()]);
+    for n in 0..4 {
+        pool.add(transfer(&a, n), &state, BASE_FEE).unwrap();
+    }
+    pool.add(transfer(&c, 0), &state, BASE_FEE).unwrap();
+    // The executing block holds two of them.
+    let executing = pool.best_transactions(BASE_FEE, 42_000, 2);
+    let order = |txs: &[Arc<RecoveredTx>]| {
+        let mut v: Vec<(Address, u64)> = txs.iter().map(|t| (t.sender(), t.nonce())).collect();
+        v.sort();
+        v
+    };
+    let executing_order = order(&executing);
+    let next = pool.best_transactions_after(&executing, BASE_FEE, 30_000_000, 100);
+    let mut want: Vec<(Address, u64)> = (0..4)
+        .map(|n| (a.address(), n))
+        .chain([(c.address(), 0)])
+        .filter(|k| !executing_order.contains(k))
+        .collect();
+    want.sort();
+    assert_eq!(order(&next), want);
+    // Nothing was reserved: the pool still offers everything for the current block.
+    assert_eq!(pool.best_transactions(BASE_FEE, 30_000_000, 100).len(), 5);
+}
+
+#[test]
+fn equal_tips_are_first_come_first_served() {
+    let wallets: Vec<Wallet> = (10..14).map(Wallet::from_index).collect();
+    let (pool, state) = setup(&wallets);
+    // Arrival order: w3, w1, w3 again, w0, w2, w1 again.
+    let arrivals = [(3, 0), (1, 0), (3, 1), (0, 0), (2, 0), (1, 1)];
+    for (w, n) in arrivals {
+        pool.add(transfer(&wallets[w], n), &state, BASE_FEE)
+            .unwrap();
+    }
+    let best = pool.best_transactions(BASE_FEE, 30_000_000, 100);
+    let got: Vec<(Address, u64)> = best.iter().map(|t| (t.sender(), t.nonce())).collect();
+    let want: Vec<(Address, u64)> = arrivals
+        .iter()
+        .map(|(w, n)| (wallets[*w].address(), *n))
+        .collect();
+    assert_eq!(got, want);
+}

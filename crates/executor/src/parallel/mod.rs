@@ -42,14 +42,14 @@ use std::{
     time::Instant,
 };
 
-use alloy_primitives::{Address, map::HashMap};
+use alloy_primitives::{Address, B256, map::HashMap};
 use parking_lot::Mutex;
 use pharos_evm::{BlockContext, revm::primitives::hardfork::SpecId};
 use pharos_primitives::RecoveredTx;
 
 use crate::{
-    BlockExecutor, BlockOutput, CodeCache, ExecError, ExecStats, SequentialExecutor, StateError,
-    StateView, TxResult,
+    BlockExecutor, BlockOutput, CodeCache, ExecError, ExecStats, Prepared, SequentialExecutor,
+    StateError, StateView, TxResult,
 };
 use base::BaseState;
 use groups::Partition;
@@ -591,6 +591,121 @@ impl BlockExecutor for ParallelExecutor {
         txs: &[Arc<RecoveredTx>],
         state: &dyn StateView,
     ) -> Result<BlockOutput, ExecError> {
+        self.run_block(block, txs, state, None)
+    }
+
+    fn execute_prepared(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+        prepared: Prepared,
+    ) -> Result<BlockOutput, ExecError> {
+        self.run_block(block, txs, state, Some(prepared.predictions))
+    }
+
+    fn prepare(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+    ) -> Result<Prepared, ExecError> {
+        let mut prepared = Prepared::default();
+        if txs.is_empty() {
+            return Ok(prepared);
+        }
+        let base = BaseState::new(state);
+        let senders: Vec<Location> = txs
+            .iter()
+            .take(16)
+            .map(|t| Location::Account(t.sender()))
+            .collect();
+        // The same rules as execution: against slow storage fetch the obvious locations with
+        // many readers, predict deep and in parallel, then read every predicted location; when
+        // the state answers from memory, reading ahead would only burn a core.
+        let slow_view = base.probe(&senders)?;
+        let (threads, depth) = if slow_view {
+            let t = Instant::now();
+            let obvious = base::dedup(txs.iter().flat_map(|tx| {
+                std::iter::once(Location::Account(tx.sender()))
+                    .chain(tx.to().map(Location::Account))
+            }));
+            base.preload(&obvious, self.config.preload_threads)?;
+            prepared.preload_us += micros(t);
+            (
+                self.config.preload_threads.max(self.config.threads),
+                sali::DEEP_CALL_DEPTH,
+            )
+        } else {
+            // One thread: this runs beside the executing block.
+            (1, sali::SHALLOW_CALL_DEPTH)
+        };
+        let t = Instant::now();
+        let predictions = self.predict(txs, 0..txs.len(), block, &base, threads, depth)?;
+        prepared.predict_us = micros(t);
+        if slow_view {
+            let t = Instant::now();
+            let locations = base::dedup(predictions.iter().flat_map(|p| p.locations()));
+            base.preload(&locations, self.config.preload_threads)?;
+            prepared.preloaded = locations.len();
+            prepared.preload_us += micros(t);
+        }
+        prepared.predictions = txs.iter().map(|t| t.hash()).zip(predictions).collect();
+        Ok(prepared)
+    }
+}
+
+impl ParallelExecutor {
+    /// Predictions for `txs[range]`: taken from the preload stage's where it made one, the rest
+    /// predicted now.
+    #[allow(clippy::too_many_arguments)]
+    fn predict_or_reuse(
+        &self,
+        txs: &[Arc<RecoveredTx>],
+        range: std::ops::Range<usize>,
+        block: &BlockContext,
+        base: &BaseState<'_>,
+        threads: usize,
+        depth: usize,
+        prepared: &mut Option<HashMap<B256, AccessPrediction>>,
+        stats: &mut ExecStats,
+    ) -> Result<Vec<AccessPrediction>, ExecError> {
+        let Some(known) = prepared.as_mut() else {
+            return self.predict(txs, range, block, base, threads, depth);
+        };
+        let reused: Vec<Option<AccessPrediction>> = txs[range.clone()]
+            .iter()
+            .map(|t| known.remove(&t.hash()))
+            .collect();
+        let missing: Vec<Arc<RecoveredTx>> = txs[range]
+            .iter()
+            .zip(&reused)
+            .filter(|(_, p)| p.is_none())
+            .map(|(t, _)| t.clone())
+            .collect();
+        stats.prepared_hits += reused.len() - missing.len();
+        let mut fresh = self
+            .predict(&missing, 0..missing.len(), block, base, threads, depth)?
+            .into_iter();
+        reused
+            .into_iter()
+            .map(|p| match p {
+                Some(p) => Ok(p),
+                None => fresh
+                    .next()
+                    .ok_or_else(|| ExecError::Evm("a transaction lost its prediction".into())),
+            })
+            .collect()
+    }
+
+    /// Executes a block, reusing `prepared` predictions where there are some.
+    fn run_block(
+        &self,
+        block: &BlockContext,
+        txs: &[Arc<RecoveredTx>],
+        state: &dyn StateView,
+        mut prepared: Option<HashMap<B256, AccessPrediction>>,
+    ) -> Result<BlockOutput, ExecError> {
         let started = Instant::now();
         let n = txs.len();
         if n == 0 {
@@ -658,13 +773,15 @@ impl BlockExecutor for ParallelExecutor {
         // In auto mode a sample decides first: a block that is one dependent chain goes
         // sequential before paying for the rest of the prediction.
         let sample = if auto { n.min(PREDICTION_SAMPLE) } else { 0 };
-        let mut predictions = self.predict(
+        let mut predictions = self.predict_or_reuse(
             txs,
             0..sample,
             block,
             &base,
             if slow_view { predict_threads } else { 1 },
             depth,
+            &mut prepared,
+            &mut stats,
         )?;
         if sample > 0 && sample < n && !worth_it(&groups::partition(&predictions), 0..sample) {
             let predict_us = micros(t);
@@ -672,9 +789,19 @@ impl BlockExecutor for ParallelExecutor {
             let mut out = self.sequential(block, txs, &base, "sequential (sampled dependent)")?;
             out.stats.predict_us = predict_us;
             out.stats.preload_us = preload_us;
+            out.stats.prepared_hits = stats.prepared_hits;
             return Ok(out);
         }
-        predictions.extend(self.predict(txs, sample..n, block, &base, predict_threads, depth)?);
+        predictions.extend(self.predict_or_reuse(
+            txs,
+            sample..n,
+            block,
+            &base,
+            predict_threads,
+            depth,
+            &mut prepared,
+            &mut stats,
+        )?);
         let partition = groups::partition(&predictions);
 
         stats.predict_us = micros(t);
@@ -686,6 +813,7 @@ impl BlockExecutor for ParallelExecutor {
             out.stats.preload_us = stats.preload_us;
             out.stats.groups = stats.groups;
             out.stats.largest_group = stats.largest_group;
+            out.stats.prepared_hits = stats.prepared_hits;
             return Ok(out);
         }
 
