@@ -672,15 +672,14 @@ fn workloads_of_the_benchmarks_match() {
                 &seq,
                 &ahead,
             );
-            if par.stats.groups > 0 {
+            // A forced engine predicts every transaction: all of them come from the preload
+            // stage. (Auto may stop after a sample; the partition itself may differ, since
+            // the executor keeps learning and times its storage.)
+            if !label.ends_with("Auto") {
                 assert_eq!(
                     ahead.stats.prepared_hits,
                     txs.len(),
                     "{label}: every prediction reused"
-                );
-                assert_eq!(
-                    ahead.stats.groups, par.stats.groups,
-                    "{label}: same partition"
                 );
             }
             // Transfers and token transfers are predicted exactly: the fold path merges them.
