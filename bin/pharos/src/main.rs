@@ -38,6 +38,57 @@ enum Command {
     /// Inspect a data directory.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Validator keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Local networks of validators.
+    #[command(subcommand)]
+    Testnet(TestnetCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Generate a validator's keys (an ed25519 identity and a BLS12-381 vote key) into a new
+    /// file (mode 0600, never overwritten) and print the entry the genesis lists for it.
+    Generate(KeyArgs),
+    /// Print the genesis entry of an existing key file.
+    Show(KeyArgs),
+}
+
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// The key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Stake bonded by the validator, in whole tokens.
+    #[arg(long, default_value_t = 1_000_000)]
+    stake: u64,
+    /// The validator's p2p endpoint.
+    #[arg(long, default_value = "127.0.0.1:30300")]
+    address: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum TestnetCommand {
+    /// Keys for N validators and the validator list they share (`validators.json`), with p2p
+    /// endpoints on 127.0.0.1.
+    Init(TestnetInitArgs),
+}
+
+#[derive(Args, Debug)]
+struct TestnetInitArgs {
+    /// Number of validators.
+    #[arg(long)]
+    validators: usize,
+    /// Directory for the keys and the list (created; must not hold a testnet already).
+    #[arg(long)]
+    dir: PathBuf,
+    /// p2p port of validator 0; validator i listens on base + i.
+    #[arg(long, default_value_t = 30300)]
+    base_port: u16,
+    /// Stake of every validator, in whole tokens.
+    #[arg(long, default_value_t = 1_000_000)]
+    stake: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -637,6 +688,51 @@ fn run_bench_state(args: StateArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_keys(command: KeysCommand) -> Result<(), String> {
+    let (args, key) = match command {
+        KeysCommand::Generate(args) => {
+            let key = pharos_consensus::ValidatorKey::generate(&mut pharos_consensus::secure_rng());
+            key.save(&args.key).map_err(|e| e.to_string())?;
+            (args, key)
+        }
+        KeysCommand::Show(args) => {
+            let key = pharos_consensus::ValidatorKey::load(&args.key).map_err(|e| e.to_string())?;
+            (args, key)
+        }
+    };
+    let info = key.info(args.stake, args.address);
+    let text = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn run_testnet_init(args: TestnetInitArgs) -> Result<(), String> {
+    let list = pharos_consensus::init_testnet(
+        &args.dir,
+        args.validators,
+        args.stake,
+        args.base_port,
+        &mut pharos_consensus::secure_rng(),
+    )
+    .map_err(|e| e.to_string())?;
+    let infos = pharos_consensus::load_validators(&list).map_err(|e| e.to_string())?;
+    let set = pharos_consensus::ValidatorSet::new(&infos).map_err(|e| e.to_string())?;
+    println!(
+        "{} validators (tolerates {} faulty) in {}:",
+        set.len(),
+        set.max_faults(),
+        args.dir.display()
+    );
+    for (i, info) in infos.iter().enumerate() {
+        println!(
+            "  validator-{i}.key.json  identity {}  p2p {}",
+            info.identity, info.address
+        );
+    }
+    println!("shared list: {}", list.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     pharos_benches::retain_freed_memory();
     let cli = Cli::parse();
@@ -663,6 +759,8 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Exec(args)) => run_bench_exec(args),
         Command::Bench(BenchCommand::State(args)) => run_bench_state(args),
         Command::Db(DbCommand::Verify(args)) => run_db_verify(args),
+        Command::Keys(command) => run_keys(command),
+        Command::Testnet(TestnetCommand::Init(args)) => run_testnet_init(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

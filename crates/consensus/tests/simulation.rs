@@ -1,0 +1,514 @@
+//! Validators agreeing in commonware's deterministic simulation: virtual time, a simulated
+//! network with delay, jitter and loss, reproducible from a seed (`PHAROS_SIM_SEED` replays one
+//! seed). Safety is checked always (no two different blocks finalized in one view, heights
+//! strictly increase along every validator's finalized chain, identical chains), liveness while
+//! a quorum is connected.
+
+use std::{
+    collections::BTreeMap,
+    num::{NonZeroU16, NonZeroUsize},
+    sync::Arc,
+    time::Duration,
+};
+
+use commonware_consensus::{
+    simplex::{
+        self, Engine, ForwardPolicy, SkipBudget, SkipPolicy,
+        elector::RoundRobin,
+        mocks::conflicter::{Config as ConflicterConfig, Conflicter},
+    },
+    types::{Epoch, ViewDelta},
+};
+use commonware_cryptography::{Sha256, sha256::Digest};
+use commonware_p2p::{
+    Recipients, Sender as _, max_message_size,
+    simulated::{self, Link, Network, Oracle},
+};
+use commonware_parallel::Sequential;
+use commonware_runtime::{
+    Clock, Handle, IoBuf, Quota, Runner, Spawner, Supervisor as _, buffer::paged::CacheRef,
+    deterministic,
+};
+use commonware_utils::{NZDuration, NZU16, NZU32, NZUsize, Probability};
+use pharos_consensus::{
+    Identity, Scheme, ValidatorKey, ValidatorSet,
+    app::{Application, BatchCheck, BatchSource, Limits, genesis_digest},
+};
+
+const CHAIN_ID: u64 = 1337;
+const PAGE_SIZE: NonZeroU16 = NZU16!(1024);
+const PAGE_CACHE: NonZeroUsize = NZUsize!(10);
+const QUOTA: Quota = Quota::per_second(NZU32!(1_024));
+/// Channels: votes, certificates, certificate resolver (simplex), blocks (Pharos).
+const CHANNELS: [u64; 4] = [0, 1, 2, 3];
+
+type Sender = simulated::Sender<Identity, deterministic::Context>;
+
+/// Batches a validator proposes: `honest` ones pass the check, a Byzantine validator's do not.
+struct Batches {
+    me: usize,
+    honest: bool,
+}
+
+impl BatchSource for Batches {
+    fn batches(&self, height: u64) -> Vec<Vec<u8>> {
+        let tag: &[u8] = if self.honest { b"tx" } else { b"BAD" };
+        vec![[tag, &height.to_be_bytes(), &(self.me as u64).to_be_bytes()].concat()]
+    }
+}
+
+fn check() -> BatchCheck {
+    Arc::new(|batch: &[u8]| batch.starts_with(b"tx"))
+}
+
+struct Validator {
+    identity: Identity,
+    key: ValidatorKey,
+    app: Application<Sender>,
+    handles: Vec<Handle<()>>,
+    /// Signs two conflicting votes for everything it sees instead of running consensus.
+    equivocates: bool,
+    /// The equivocator's block channel, for sending garbage.
+    raw_blocks: Option<Sender>,
+}
+
+/// A link losing `loss_percent` of its messages.
+fn link(loss_percent: u64) -> Link {
+    Link {
+        latency: Duration::from_millis(40),
+        jitter: Duration::from_millis(20),
+        success_rate: Probability::new(100 - loss_percent.min(100), 100).expect("a probability"),
+    }
+}
+
+async fn link_all(
+    oracle: &mut Oracle<Identity, deterministic::Context>,
+    ids: &[Identity],
+    loss_percent: u64,
+) {
+    for a in ids {
+        for b in ids {
+            if a != b {
+                // Replaces the link if there is one.
+                let _ = oracle.remove_link(a.clone(), b.clone()).await;
+                oracle
+                    .add_link(a.clone(), b.clone(), link(loss_percent))
+                    .await
+                    .expect("link");
+            }
+        }
+    }
+}
+
+async fn unlink(
+    oracle: &mut Oracle<Identity, deterministic::Context>,
+    left: &[Identity],
+    right: &[Identity],
+) {
+    for a in left {
+        for b in right {
+            let _ = oracle.remove_link(a.clone(), b.clone()).await;
+            let _ = oracle.remove_link(b.clone(), a.clone()).await;
+        }
+    }
+}
+
+/// Starts (or restarts: same journal partition) validator `v`'s application and engine.
+async fn start(
+    context: &deterministic::Context,
+    oracle: &mut Oracle<Identity, deterministic::Context>,
+    set: &ValidatorSet,
+    v: &mut Validator,
+) {
+    let control = oracle.control(v.identity.clone());
+    let mut channels = Vec::new();
+    for c in CHANNELS {
+        channels.push(control.register(c, QUOTA).await.expect("register"));
+    }
+    let blocks = channels.pop().expect("block channel");
+    let resolver = channels.pop().expect("resolver channel");
+    let certificates = channels.pop().expect("certificate channel");
+    let votes = channels.pop().expect("vote channel");
+    // The application's blocks stand for the node's block store: they survive a restart.
+    let app = v.app.with_sender(blocks.0.clone());
+    v.app = app.clone();
+    let scheme: Scheme = set.signer(&v.key).expect("a member");
+    if v.equivocates {
+        let conflicter = Conflicter::<_, _, Sha256>::new(
+            context
+                .child("conflicter")
+                .with_attribute("validator", &v.identity),
+            ConflicterConfig { scheme },
+        );
+        v.handles.push(conflicter.start(votes));
+        v.raw_blocks = Some(blocks.0);
+        return;
+    }
+    let cfg = simplex::Config {
+        scheme,
+        elector: RoundRobin::<Sha256>::default(),
+        blocker: control.clone(),
+        automaton: app.clone(),
+        relay: app.clone(),
+        reporter: app.clone(),
+        strategy: Sequential,
+        partition: format!("validator-{}", v.identity),
+        mailbox_size: NZUsize!(1024),
+        epoch: Epoch::new(0),
+        floor: simplex::Floor::Genesis(genesis_digest(CHAIN_ID)),
+        replay_buffer: NZUsize!(1024 * 1024),
+        write_buffer: NZUsize!(1024 * 1024),
+        page_cache: CacheRef::new(PAGE_SIZE, PAGE_CACHE),
+        leader_timeout: Duration::from_millis(500),
+        certification_timeout: Duration::from_millis(1_000),
+        timeout_retry: Duration::from_secs(2),
+        view_retention: ViewDelta::new(256),
+        skip: SkipPolicy::Enabled {
+            timeout: Duration::from_secs(3),
+            budget: SkipBudget::Participants,
+        },
+        fetch_timeout: NZDuration!(Duration::from_secs(1)),
+        fetch_retry_delay: Duration::from_millis(100),
+        forward: ForwardPolicy::Disabled,
+        track_historical_votes: true,
+    };
+    let engine = Engine::new(
+        context
+            .child("engine")
+            .with_attribute("validator", &v.identity),
+        cfg,
+    );
+    v.handles.push(engine.start(votes, certificates, resolver));
+    let receiver = app.clone();
+    v.handles.push(
+        context
+            .child("blocks")
+            .with_attribute("validator", &v.identity)
+            .spawn(move |_| receiver.run_receiver(blocks.1)),
+    );
+}
+
+fn crash(v: &mut Validator) {
+    for h in v.handles.drain(..) {
+        h.abort();
+    }
+}
+
+/// The finalized chain a validator knows: (view, digest, height if it holds the block).
+fn chain(app: &Application<Sender>) -> Vec<(u64, Digest, Option<u64>)> {
+    app.finalized()
+        .into_iter()
+        .map(|f| (f.view, f.digest, app.block(&f.digest).map(|b| b.height)))
+        .collect()
+}
+
+/// Safety across `apps`: one digest per view, heights strictly increase with views.
+fn assert_safe(apps: &[&Application<Sender>]) {
+    let mut by_view: BTreeMap<u64, Digest> = BTreeMap::new();
+    for app in apps {
+        let mut last_height = 0;
+        for (view, digest, height) in chain(app) {
+            if let Some(other) = by_view.insert(view, digest) {
+                assert_eq!(other, digest, "two blocks finalized in view {view}");
+            }
+            if let Some(h) = height {
+                assert!(
+                    h > last_height,
+                    "height {h} after {last_height} in view {view}"
+                );
+                last_height = h;
+            }
+        }
+    }
+}
+
+fn highest_height(app: &Application<Sender>) -> u64 {
+    chain(app).iter().filter_map(|c| c.2).max().unwrap_or(0)
+}
+
+/// Runs until every validator in `watch` has finalized a block at `height` or `deadline`
+/// (virtual time) passes; returns whether they all got there.
+async fn wait_for(
+    context: &deterministic::Context,
+    validators: &[Validator],
+    watch: &[usize],
+    height: u64,
+    deadline: Duration,
+) -> bool {
+    let step = Duration::from_millis(250);
+    let mut waited = Duration::ZERO;
+    while waited < deadline {
+        if watch
+            .iter()
+            .all(|i| highest_height(&validators[*i].app) >= height)
+        {
+            return true;
+        }
+        context.sleep(step).await;
+        waited += step;
+    }
+    false
+}
+
+fn seed(default: u64) -> u64 {
+    std::env::var("PHAROS_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Builds `n` validators (validator `byzantine`, if any, proposes invalid batches) on a
+/// simulated network and hands them to `scenario`.
+fn simulate<F, Fut>(
+    seed: u64,
+    n: usize,
+    byzantine: Option<usize>,
+    equivocator: Option<usize>,
+    scenario: F,
+) where
+    F: FnOnce(
+            deterministic::Context,
+            Oracle<Identity, deterministic::Context>,
+            ValidatorSet,
+            Vec<Validator>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let config = deterministic::Config::new()
+        .with_seed(seed)
+        .with_timeout(Some(Duration::from_secs(3_600)));
+    deterministic::Runner::new(config).start(|mut context| async move {
+        let keys: Vec<ValidatorKey> = (0..n)
+            .map(|_| ValidatorKey::generate(&mut context))
+            .collect();
+        let infos: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| k.info(1_000_000, format!("127.0.0.1:{}", 30_000 + i)))
+            .collect();
+        let set = ValidatorSet::new(&infos).expect("validator set");
+        let ids: Vec<Identity> = keys.iter().map(ValidatorKey::identity).collect();
+        let (network, mut oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: max_message_size(&[
+                    simplex::max_payload_size::<Scheme, Digest>(n as u32),
+                    Limits::default().max_block_bytes,
+                ]),
+                max_peers_per_set: NZUsize!(n + 1),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            ids.clone(),
+        )
+        .await;
+        network.start();
+        link_all(&mut oracle, &ids, 0).await;
+        let mut validators = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let source = Arc::new(Batches {
+                me: i,
+                honest: byzantine != Some(i),
+            });
+            validators.push(Validator {
+                identity: key.identity(),
+                app: Application::new(CHAIN_ID, source, check(), Limits::default()),
+                key,
+                handles: Vec::new(),
+                equivocates: equivocator == Some(i),
+                raw_blocks: None,
+            });
+        }
+        for v in &mut validators {
+            start(&context, &mut oracle, &set, v).await;
+        }
+        scenario(context, oracle, set, validators).await;
+    });
+}
+
+#[test]
+fn four_validators_finalize_with_delay_and_loss() {
+    let seed = seed(4);
+    simulate(
+        seed,
+        4,
+        None,
+        None,
+        move |context, mut oracle, _set, validators| async move {
+            let ids: Vec<Identity> = validators.iter().map(|v| v.identity.clone()).collect();
+            link_all(&mut oracle, &ids, 5).await;
+            let all: Vec<usize> = (0..4).collect();
+            assert!(
+                wait_for(&context, &validators, &all, 30, Duration::from_secs(120)).await,
+                "seed {seed}: every validator finalizes 30 blocks"
+            );
+            let apps: Vec<&Application<Sender>> = validators.iter().map(|v| &v.app).collect();
+            assert_safe(&apps);
+            for v in &validators {
+                assert!(
+                    v.app.faults().is_empty(),
+                    "no equivocation among honest validators"
+                );
+            }
+        },
+    );
+}
+
+/// Seven validators, f = 2: one proposes batches that fail validation, one signs conflicting
+/// votes for everything; links lose 10% of messages. Honest validators keep finalizing, never
+/// a block with an invalid batch, and record the equivocation as evidence naming the signer.
+#[test]
+fn seven_validators_with_an_invalid_proposer_and_an_equivocator() {
+    let seed = seed(7);
+    let (bad_batches, equivocator) = (5, 6);
+    simulate(
+        seed,
+        7,
+        Some(bad_batches),
+        Some(equivocator),
+        move |context, mut oracle, set, mut validators| async move {
+            let ids: Vec<Identity> = validators.iter().map(|v| v.identity.clone()).collect();
+            // The equivocator also sends garbage where blocks go: truncated, oversized count,
+            // trailing bytes, unknown version.
+            let mut garbage = validators[equivocator]
+                .raw_blocks
+                .take()
+                .expect("block channel");
+            for bytes in [
+                vec![1u8, 0, 0],
+                [vec![1u8], vec![0; 48], u32::MAX.to_be_bytes().to_vec()].concat(),
+                [vec![1u8], vec![0; 48], vec![0; 4], vec![9]].concat(),
+                vec![7u8; 64],
+            ] {
+                garbage.send(Recipients::All, IoBuf::from(bytes), false);
+            }
+            context.sleep(Duration::from_millis(200)).await;
+            link_all(&mut oracle, &ids, 10).await;
+            let honest: Vec<usize> = (0..7).filter(|i| *i != equivocator).collect();
+            assert!(
+                wait_for(&context, &validators, &honest, 20, Duration::from_secs(300)).await,
+                "seed {seed}: honest validators finalize 20 blocks"
+            );
+            let apps: Vec<&Application<Sender>> =
+                honest.iter().map(|i| &validators[*i].app).collect();
+            assert_safe(&apps);
+            let culprit = set
+                .index_of(&validators[equivocator].identity)
+                .expect("member") as u32;
+            let mut evidence = 0;
+            for app in &apps {
+                for (_, digest, _) in chain(app) {
+                    if let Some(block) = app.block(&digest) {
+                        assert!(
+                            block.batches.iter().all(|b| b.starts_with(b"tx")),
+                            "seed {seed}: a block with an invalid batch was finalized"
+                        );
+                    }
+                }
+                for fault in app.faults() {
+                    assert_eq!(
+                        fault.signer, culprit,
+                        "seed {seed}: only the equivocator is accused"
+                    );
+                    evidence += 1;
+                }
+            }
+            assert!(evidence > 0, "seed {seed}: the equivocation was recorded");
+            let refused: u64 = apps
+                .iter()
+                .map(|a| {
+                    a.refused()
+                        .get(&validators[equivocator].identity)
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .sum();
+            assert!(
+                refused > 0,
+                "seed {seed}: garbage blocks were refused and counted per peer"
+            );
+        },
+    );
+}
+
+/// Four validators, f = 1: one crashes and later restarts from its journal; then the network
+/// splits 2 | 2 (no quorum: nothing may finalize) and heals (finalization resumes).
+#[test]
+fn four_validators_survive_a_crash_and_a_partition() {
+    let seed = seed(44);
+    simulate(
+        seed,
+        4,
+        None,
+        None,
+        move |context, mut oracle, set, mut validators| async move {
+            let ids: Vec<Identity> = validators.iter().map(|v| v.identity.clone()).collect();
+            let all: Vec<usize> = (0..4).collect();
+            assert!(wait_for(&context, &validators, &all, 5, Duration::from_secs(60)).await);
+
+            // Crash validator 3: the other three are a quorum and go on.
+            crash(&mut validators[3]);
+            let before = highest_height(&validators[0].app);
+            assert!(
+                wait_for(
+                    &context,
+                    &validators,
+                    &[0, 1, 2],
+                    before + 10,
+                    Duration::from_secs(120)
+                )
+                .await,
+                "seed {seed}: three of four keep finalizing"
+            );
+            // Restart it: it rejoins from its journal and follows the finalizations.
+            let seen = validators[3].app.finalized().len();
+            start(&context, &mut oracle, &set, &mut validators[3]).await;
+            let before = highest_height(&validators[0].app);
+            assert!(
+                wait_for(
+                    &context,
+                    &validators,
+                    &[0, 1, 2],
+                    before + 5,
+                    Duration::from_secs(120)
+                )
+                .await
+            );
+            context.sleep(Duration::from_secs(10)).await;
+            assert!(
+                validators[3].app.finalized().len() > seen,
+                "seed {seed}: the restarted validator follows finalizations again"
+            );
+
+            // Partition 2 | 2: no side has a quorum.
+            unlink(&mut oracle, &ids[..2], &ids[2..]).await;
+            context.sleep(Duration::from_secs(5)).await;
+            let frozen: Vec<usize> = validators.iter().map(|v| v.app.finalized().len()).collect();
+            context.sleep(Duration::from_secs(20)).await;
+            let after: Vec<usize> = validators.iter().map(|v| v.app.finalized().len()).collect();
+            assert_eq!(
+                frozen, after,
+                "seed {seed}: nothing finalizes without a quorum"
+            );
+
+            // Heal: finalization resumes.
+            link_all(&mut oracle, &ids, 0).await;
+            let before = highest_height(&validators[0].app);
+            assert!(
+                wait_for(
+                    &context,
+                    &validators,
+                    &[0, 1, 2],
+                    before + 10,
+                    Duration::from_secs(300)
+                )
+                .await,
+                "seed {seed}: finalization resumes after the partition heals"
+            );
+            let apps: Vec<&Application<Sender>> = validators.iter().map(|v| &v.app).collect();
+            assert_safe(&apps);
+        },
+    );
+}
