@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod keys;
+pub mod validator;
 
 use commonware_consensus::simplex::scheme::bls12381_multisig;
 use commonware_cryptography::bls12381::primitives::variant::MinPk;
