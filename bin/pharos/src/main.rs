@@ -373,6 +373,17 @@ struct NodeArgs {
         default_value_t = 16_384
     )]
     txpool_max_per_sender: usize,
+    /// Run as a validator of a network with this key file (`pharos keys generate`, `pharos
+    /// testnet init`): blocks come from consensus instead of --block-time. Needs --validators.
+    #[arg(long = "validator-key", value_name = "FILE", requires = "validators")]
+    validator_key: Option<PathBuf>,
+    /// The network's validators (`validators.json` from `pharos testnet init`).
+    #[arg(long, value_name = "FILE", requires = "validator_key")]
+    validators: Option<PathBuf>,
+    /// How long a consensus leader has to propose before its view is given up (more than
+    /// --block-time: a leader waits for its parent to be a block time old).
+    #[arg(long = "consensus.leader-timeout", value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    leader_timeout: Duration,
 }
 
 fn default_datadir(spec: &ChainSpec, dev: bool) -> PathBuf {
@@ -476,6 +487,34 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {
     config.rpc.gas_cap = args.rpc_gas_cap;
     config.pool.max_txs = args.txpool_max;
     config.pool.max_per_sender = args.txpool_max_per_sender;
+    if let (Some(key), Some(validators)) = (&args.validator_key, &args.validators) {
+        if args.coinbase.is_some() {
+            return Err(
+                "--coinbase cannot be set for a validator: every validator must execute blocks with the same fee recipient".into(),
+            );
+        }
+        let key = pharos_consensus::ValidatorKey::load(key).map_err(|e| e.to_string())?;
+        let infos = pharos_consensus::load_validators(validators).map_err(|e| e.to_string())?;
+        let set = pharos_consensus::ValidatorSet::new(&infos).map_err(|e| e.to_string())?;
+        if set.index_of(&key.identity()).is_none() {
+            return Err(format!(
+                "{} is not one of the validators in {}",
+                key.identity(),
+                validators.display()
+            ));
+        }
+        if args.leader_timeout <= args.block_time {
+            return Err(format!(
+                "--consensus.leader-timeout ({:?}) must exceed --block-time ({:?}): a leader waits a block time before proposing",
+                args.leader_timeout, args.block_time
+            ));
+        }
+        config.consensus = Some(pharos_node::consensus::ConsensusConfig {
+            key,
+            validators: set,
+            leader_timeout: args.leader_timeout,
+        });
+    }
     Ok(config)
 }
 

@@ -16,6 +16,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use commonware_actor::Feedback;
@@ -58,6 +59,8 @@ pub struct Proposal {
     pub height: u64,
     /// The consensus view it was proposed in.
     pub view: u64,
+    /// Milliseconds since the Unix epoch, as the proposer saw them; never below the parent's.
+    pub timestamp: u64,
     /// Digest of the parent block.
     pub parent: Digest,
     /// Transaction batches, opaque to consensus.
@@ -108,11 +111,12 @@ impl Reader<'_> {
 impl Proposal {
     /// The canonical encoding (what the digest commits to).
     pub fn encode(&self) -> Vec<u8> {
-        let size = 1 + 8 + 8 + 32 + 4 + self.batches.iter().map(|b| 4 + b.len()).sum::<usize>();
+        let size = 1 + 8 + 8 + 8 + 32 + 4 + self.batches.iter().map(|b| 4 + b.len()).sum::<usize>();
         let mut out = Vec::with_capacity(size);
         out.push(VERSION);
         out.extend_from_slice(&self.height.to_be_bytes());
         out.extend_from_slice(&self.view.to_be_bytes());
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
         out.extend_from_slice(&self.parent.0);
         out.extend_from_slice(&(self.batches.len() as u32).to_be_bytes());
         for b in &self.batches {
@@ -134,6 +138,7 @@ impl Proposal {
         }
         let height = r.u64()?;
         let view = r.u64()?;
+        let timestamp = r.u64()?;
         let mut parent = [0u8; 32];
         parent.copy_from_slice(r.take(32)?);
         let count = r.u32()? as usize;
@@ -151,6 +156,7 @@ impl Proposal {
         Ok(Self {
             height,
             view,
+            timestamp,
             parent: Digest(parent),
             batches,
         })
@@ -171,6 +177,17 @@ pub fn genesis_digest(chain_id: u64) -> Digest {
 pub trait BatchSource: Send + Sync + 'static {
     /// Batches for a block at `height` built by this validator.
     fn batches(&self, height: u64) -> Vec<Vec<u8>>;
+
+    /// The timestamp to propose (milliseconds); raised to the parent's if below.
+    fn timestamp(&self) -> u64 {
+        0
+    }
+
+    /// The least time between a block's timestamp and its child's: a leader whose clock is
+    /// earlier waits before proposing (the chain's block time). Zero: no pacing.
+    fn block_interval(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Whether a batch in someone else's proposal is acceptable (the node: every transaction
@@ -268,6 +285,33 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         state.blocks.get(digest).map(|b| b.height)
     }
 
+    /// Timestamp of the block with `digest`, if known (genesis is 0).
+    fn timestamp_of(&self, state: &State, digest: &Digest) -> Option<u64> {
+        if *digest == self.genesis {
+            return Some(0);
+        }
+        state.blocks.get(digest).map(|b| b.timestamp)
+    }
+
+    /// The genesis digest this application builds on.
+    pub fn genesis(&self) -> Digest {
+        self.genesis
+    }
+
+    /// Builds, stores and returns the digest of this validator's block at `height`.
+    fn build(&self, parent: Digest, height: u64, view: u64, parent_time: u64) -> Digest {
+        let block = Proposal {
+            height,
+            view,
+            timestamp: self.source.timestamp().max(parent_time),
+            parent,
+            batches: self.source.batches(height),
+        };
+        let digest = block.digest();
+        self.state().blocks.insert(digest, block);
+        digest
+    }
+
     /// Finalizations seen so far, oldest view first.
     pub fn finalized(&self) -> Vec<Finalized> {
         self.state()
@@ -278,6 +322,30 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
                 digest: *digest,
             })
             .collect()
+    }
+
+    /// The finalized blocks from `height` up to the newest finalization, in height order
+    /// (a finalization also finalizes its ancestors). `Err(digest)` names the first block
+    /// whose bytes this validator lacks (it must be fetched before execution can go on).
+    pub fn finalized_from(&self, height: u64) -> Result<Vec<(Digest, Proposal)>, Digest> {
+        let state = self.state();
+        let Some((_, newest)) = state.finalized.iter().next_back() else {
+            return Ok(Vec::new());
+        };
+        let mut chain = Vec::new();
+        let mut digest = *newest;
+        while digest != self.genesis {
+            let Some(block) = state.blocks.get(&digest) else {
+                return Err(digest);
+            };
+            if block.height < height {
+                break;
+            }
+            chain.push((digest, block.clone()));
+            digest = block.parent;
+        }
+        chain.reverse();
+        Ok(chain)
     }
 
     /// The block with `digest`, if this validator holds it.
@@ -298,11 +366,15 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
     /// The verdict on `block` proposed under `context`.
     fn judge(&self, state: &State, context: &Context<Digest, Identity>, block: &Proposal) -> bool {
         let (_, parent) = context.parent;
-        let Some(parent_height) = self.height_of(state, &parent) else {
+        let (Some(parent_height), Some(parent_time)) = (
+            self.height_of(state, &parent),
+            self.timestamp_of(state, &parent),
+        ) else {
             return false;
         };
         block.parent == parent
             && block.height == parent_height + 1
+            && block.timestamp >= parent_time
             && block.view == context.round.view().get()
             && block.batches.iter().all(|b| (self.check)(b))
     }
@@ -360,24 +432,37 @@ impl<S: Sender<PublicKey = Identity>> Automaton for Application<S> {
     async fn propose(&mut self, context: Self::Context) -> oneshot::Receiver<Digest> {
         let (response, receiver) = oneshot::channel();
         let (_, parent) = context.parent;
-        let parent_height = {
+        let parent_known = {
             let state = self.state();
             self.height_of(&state, &parent)
+                .zip(self.timestamp_of(&state, &parent))
         };
         // Without the parent's block there is nothing to build on: decline (the view is
         // nullified and another leader tries).
-        let Some(parent_height) = parent_height else {
+        let Some((parent_height, parent_time)) = parent_known else {
             return receiver;
         };
-        let height = parent_height + 1;
-        let block = Proposal {
-            height,
-            view: context.round.view().get(),
-            parent,
-            batches: self.source.batches(height),
-        };
-        let digest = block.digest();
-        self.state().blocks.insert(digest, block);
+        let view = context.round.view().get();
+        let interval = self.source.block_interval().as_millis() as u64;
+        let due = parent_time.saturating_add(interval);
+        let now = self.source.timestamp();
+        if interval > 0 && now < due {
+            // Pace the chain: build the block when it is due (with what arrived by then).
+            let app = self.clone();
+            let wait = Duration::from_millis(due - now);
+            let spawned = std::thread::Builder::new()
+                .name("propose".into())
+                .spawn(move || {
+                    std::thread::sleep(wait);
+                    let digest = app.build(parent, parent_height + 1, view, parent_time);
+                    let _ = response.send(digest);
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot wait to propose; declining the view");
+            }
+            return receiver;
+        }
+        let digest = self.build(parent, parent_height + 1, view, parent_time);
         let _ = response.send(digest);
         receiver
     }
@@ -467,6 +552,7 @@ mod tests {
         Proposal {
             height: 7,
             view: 9,
+            timestamp: 1_700_000_000,
             parent: genesis_digest(1),
             batches: vec![b"tx-one".to_vec(), Vec::new(), vec![0xff; 300]],
         }
@@ -520,7 +606,7 @@ mod tests {
         );
         // A batch length pointing past the end.
         let mut lying = bytes;
-        let at = 1 + 8 + 8 + 32 + 4;
+        let at = 1 + 8 + 8 + 8 + 32 + 4;
         lying[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(Proposal::decode(&lying, &limits).is_err());
     }

@@ -39,11 +39,18 @@ fn check() -> BatchCheck {
     Arc::new(|b: &[u8]| b.starts_with(b"tx"))
 }
 
+/// A port below the kernel's ephemeral range (32768+), so the nodes' own `:0` binds (RPC)
+/// can never take it between this check and the validator binding it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 300) as u16 * 20;
+    loop {
+        let port = start + NEXT.fetch_add(1, Ordering::Relaxed) % 6_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 struct Running {

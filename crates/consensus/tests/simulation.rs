@@ -378,8 +378,8 @@ fn seven_validators_with_an_invalid_proposer_and_an_equivocator() {
                 .expect("block channel");
             for bytes in [
                 vec![1u8, 0, 0],
-                [vec![1u8], vec![0; 48], u32::MAX.to_be_bytes().to_vec()].concat(),
-                [vec![1u8], vec![0; 48], vec![0; 4], vec![9]].concat(),
+                [vec![1u8], vec![0; 56], u32::MAX.to_be_bytes().to_vec()].concat(),
+                [vec![1u8], vec![0; 56], vec![0; 4], vec![9]].concat(),
                 vec![7u8; 64],
             ] {
                 garbage.send(Recipients::All, IoBuf::from(bytes), false);

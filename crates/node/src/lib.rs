@@ -13,6 +13,7 @@
 //! `storage`.
 #![warn(missing_docs)]
 
+pub mod consensus;
 pub mod metrics;
 pub mod producer;
 pub mod verify;
@@ -74,6 +75,8 @@ pub struct NodeConfig {
     pub pool: PoolConfig,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Run as one validator of a network (blocks come from consensus, not a timer).
+    pub consensus: Option<consensus::ConsensusConfig>,
 }
 
 impl NodeConfig {
@@ -97,6 +100,7 @@ impl NodeConfig {
             max_block_txs: 50_000,
             pool,
             metrics: None,
+            consensus: None,
         }
     }
 
@@ -214,7 +218,33 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
         blocks,
         metrics.clone(),
     ));
-    let producer = tokio::spawn(producer::run(producer, config.block_time, shutdown_rx));
+    let producer = match &config.consensus {
+        None => tokio::spawn(producer::run(producer, config.block_time, shutdown_rx)),
+        Some(cc) => {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let source = consensus::PoolSource {
+                pool: pool.clone(),
+                gas_limit: head.header.gas_limit,
+                max_txs: config.max_block_txs,
+                block_time: config.block_time,
+            };
+            let chain_id = config.spec.chain_id();
+            let (thread, app) = {
+                let (cc, storage, stop) =
+                    (cc.clone(), config.datadir.join("consensus"), stop.clone());
+                tokio::task::spawn_blocking(move || {
+                    consensus::start_validator(&cc, chain_id, storage, source, stop)
+                })
+                .await
+                .map_err(|e| NodeError::Task(e.to_string()))??
+            };
+            tokio::task::spawn_blocking(move || {
+                let result = consensus::follow(producer, app, chain_id, shutdown_rx, stop);
+                let _ = thread.join();
+                result
+            })
+        }
+    };
     Ok(RunningNode {
         rpc_addr,
         store,

@@ -392,6 +392,11 @@ impl Producer {
         self.flush(merkleized)
     }
 
+    /// Number of the durable head.
+    pub fn head_number(&self) -> u64 {
+        self.store.head().header.number
+    }
+
     /// The hash of block `number`, waiting for the merkleize stage if it is computing it.
     fn hash_of(&self, number: u64) -> Result<B256, NodeError> {
         let deadline = Instant::now() + HASH_WAIT;
@@ -424,6 +429,24 @@ impl Producer {
     /// Stage 1: picks the best pooled transactions and executes them on top of the newest
     /// executed block.
     pub fn execute_next(&self) -> Result<Executed, NodeError> {
+        self.execute_block(None)
+    }
+
+    /// Stage 1 for a block whose transactions and timestamp consensus decided: executes
+    /// `txs` in order on top of the newest executed block (transactions that turn out invalid
+    /// are left out, the same way on every validator).
+    pub fn execute_given(
+        &self,
+        txs: Vec<Arc<RecoveredTx>>,
+        timestamp: u64,
+    ) -> Result<Executed, NodeError> {
+        self.execute_block(Some((txs, timestamp)))
+    }
+
+    fn execute_block(
+        &self,
+        given: Option<(Vec<Arc<RecoveredTx>>, u64)>,
+    ) -> Result<Executed, NodeError> {
         let started = Instant::now();
         let parent = match self.last_executed.lock().clone() {
             Some(header) => header,
@@ -436,12 +459,17 @@ impl Producer {
         } else {
             self.hash_of(parent.number - 1)?
         };
-        let candidates = self
-            .pool
-            .best_transactions(base_fee, gas_limit, self.max_block_txs);
+        let (candidates, timestamp) = match given {
+            Some((txs, timestamp)) => (txs, timestamp),
+            None => (
+                self.pool
+                    .best_transactions(base_fee, gas_limit, self.max_block_txs),
+                now_secs(),
+            ),
+        };
         let ctx = BlockContext {
             number: parent.number + 1,
-            timestamp: now_secs().max(parent.timestamp),
+            timestamp: timestamp.max(parent.timestamp),
             beneficiary: self.coinbase,
             gas_limit,
             base_fee,

@@ -1,0 +1,242 @@
+//! A node that is one validator of a network: instead of a block timer, consensus decides
+//! what the next block holds, and every validator executes the finalized blocks in height
+//! order through the same stages (execute, merkleize, flush).
+//!
+//! - The leader of a view proposes the best transactions of its own pool
+//!   ([`PoolSource`]), framed into batches; its timestamp is its clock, never below the parent's,
+//!   and it waits until the parent is one block time old (`--block-time`) before proposing.
+//! - A validator votes for a proposal only if every transaction in it decodes, is signed for
+//!   this chain and recovers a sender ([`batch_check`]).
+//! - The follower ([`follow`]) takes the finalized chain from the application, decodes each
+//!   block's transactions and executes it with the block's timestamp; a transaction that is
+//!   invalid on the state (nonce, balance, gas) is left out on every validator alike.
+//!
+//! Not yet: lanes (all validators proposing at once), forwarding transactions between pools,
+//! fetching block bytes a validator missed, and certifying state roots.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use pharos_consensus::{
+    ValidatorKey, ValidatorSet,
+    app::{BatchCheck, BatchSource},
+    validator::{self, NetApplication, ValidatorConfig},
+};
+use pharos_primitives::RecoveredTx;
+use pharos_txpool::TxPool;
+use tokio::sync::watch;
+
+use crate::{NodeError, Producer};
+
+/// Transactions per batch of a proposal.
+const BATCH_TXS: usize = 512;
+
+/// What a validator node needs beyond a dev node.
+#[derive(Debug, Clone)]
+pub struct ConsensusConfig {
+    /// This validator's keys.
+    pub key: ValidatorKey,
+    /// The validators (from the shared `validators.json`).
+    pub validators: ValidatorSet,
+    /// How long a leader has to propose.
+    pub leader_timeout: Duration,
+}
+
+/// Frames transactions into a batch: each as a 4-byte big-endian length and its bytes.
+pub fn encode_batch<'a>(txs: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for tx in txs {
+        out.extend_from_slice(&(tx.len() as u32).to_be_bytes());
+        out.extend_from_slice(tx);
+    }
+    out
+}
+
+/// The transactions of a batch, senders recovered; `None` if any does not decode, carries
+/// another chain id, or the framing is wrong.
+pub fn decode_batch(batch: &[u8], chain_id: u64) -> Option<Vec<RecoveredTx>> {
+    let mut raws = Vec::new();
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        raws.push(rest.get(4..4 + len)?);
+        rest = &rest[4 + len..];
+    }
+    let recovered = pharos_txpool::recover_batch(&raws);
+    let mut out = Vec::with_capacity(recovered.len());
+    for tx in recovered {
+        let tx = tx.ok()?;
+        if tx.chain_id().is_some_and(|id| id != chain_id) {
+            return None;
+        }
+        out.push(tx);
+    }
+    Some(out)
+}
+
+/// The leader's transactions: the pool's best, as it would fill a local block.
+pub struct PoolSource {
+    /// The pool.
+    pub pool: Arc<TxPool>,
+    /// Block gas limit.
+    pub gas_limit: u64,
+    /// Most transactions per block.
+    pub max_txs: usize,
+    /// The chain's block time.
+    pub block_time: Duration,
+}
+
+impl BatchSource for PoolSource {
+    fn batches(&self, _height: u64) -> Vec<Vec<u8>> {
+        // Any fee: the base fee of the block is only known once its parent executed; an
+        // underpriced transaction is left out at execution.
+        let txs = self.pool.best_transactions(0, self.gas_limit, self.max_txs);
+        txs.chunks(BATCH_TXS)
+            .map(|chunk| encode_batch(chunk.iter().map(|t| t.encoded().as_ref())))
+            .collect()
+    }
+
+    fn timestamp(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default()
+    }
+
+    fn block_interval(&self) -> Duration {
+        self.block_time
+    }
+}
+
+/// A proposal's batch is acceptable when all its transactions decode for this chain.
+pub fn batch_check(chain_id: u64) -> BatchCheck {
+    Arc::new(move |batch: &[u8]| decode_batch(batch, chain_id).is_some())
+}
+
+/// Runs the validator (consensus on its own runtime and threads) until `stop`; returns the
+/// thread and, once it runs, its application.
+pub fn start_validator(
+    cfg: &ConsensusConfig,
+    chain_id: u64,
+    storage: std::path::PathBuf,
+    source: PoolSource,
+    stop: Arc<AtomicBool>,
+) -> Result<(std::thread::JoinHandle<()>, NetApplication), NodeError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = ValidatorConfig {
+        chain_id,
+        key: cfg.key.clone(),
+        validators: cfg.validators.clone(),
+        storage,
+        leader_timeout: cfg.leader_timeout,
+        source: Arc::new(source),
+        check: batch_check(chain_id),
+    };
+    let thread = std::thread::Builder::new()
+        .name("consensus".into())
+        .spawn(move || {
+            if let Err(e) = validator::run(config, stop, move |app| {
+                let _ = tx.send(app);
+            }) {
+                tracing::error!(error = %e, "consensus stopped");
+            }
+        })
+        .map_err(|e| NodeError::Task(format!("starting consensus: {e}")))?;
+    let app = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| NodeError::Task("consensus did not start".into()))?;
+    Ok((thread, app))
+}
+
+/// Executes finalized blocks in height order until `shutdown`: the follower of a validator.
+pub fn follow(
+    producer: Arc<Producer>,
+    app: NetApplication,
+    chain_id: u64,
+    shutdown: watch::Receiver<bool>,
+    stop_consensus: Arc<AtomicBool>,
+) -> Result<(), NodeError> {
+    let mut executed = producer.head_number();
+    let mut last_digest = None;
+    let mut reported_missing = None;
+    let result = loop {
+        if *shutdown.borrow() {
+            break Ok(());
+        }
+        let chain = match app.finalized_from(executed + 1) {
+            Ok(chain) => chain,
+            Err(missing) => {
+                if reported_missing != Some(missing) {
+                    tracing::warn!(block = %missing, "a finalized block's bytes are missing; waiting");
+                    reported_missing = Some(missing);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        };
+        if chain.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let mut failed = None;
+        for (digest, block) in chain {
+            if block.height != executed + 1 {
+                failed = Some(NodeError::Task(format!(
+                    "finalized block {digest} has height {}, the chain is at {executed}: halting",
+                    block.height
+                )));
+                break;
+            }
+            if let Some(parent) = last_digest
+                && block.parent != parent
+            {
+                failed = Some(NodeError::Task(format!(
+                    "finalized block {digest} at height {} does not extend the executed chain: halting",
+                    block.height
+                )));
+                break;
+            }
+            let mut txs = Vec::new();
+            for batch in &block.batches {
+                match decode_batch(batch, chain_id) {
+                    Some(decoded) => txs.extend(decoded.into_iter().map(Arc::new)),
+                    // Validators only vote for blocks whose batches decode.
+                    None => {
+                        failed = Some(NodeError::Task(format!(
+                            "finalized block {digest} holds a batch that does not decode: halting"
+                        )));
+                        break;
+                    }
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+            let step = producer
+                .execute_given(txs, block.timestamp / 1_000)
+                .and_then(|e| producer.merkleize(e))
+                .and_then(|m| producer.flush(m));
+            match step {
+                Ok(committed) => {
+                    executed = committed.block.header.number;
+                    last_digest = Some(digest);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            tracing::error!(error = %e, "the follower stopped");
+            break Err(e);
+        }
+    };
+    stop_consensus.store(true, Ordering::Relaxed);
+    result
+}
