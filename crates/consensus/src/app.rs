@@ -33,6 +33,9 @@ use crate::{Identity, Scheme};
 
 /// Block encoding version.
 const VERSION: u8 = 1;
+/// First byte of a request for a block by digest (followed by the 32-byte digest). A block's
+/// encoding starts with [`VERSION`], so the two never collide.
+const REQUEST: u8 = 0xf0;
 
 /// Limits a received block must respect.
 #[derive(Debug, Clone, Copy)]
@@ -348,6 +351,35 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         Ok(chain)
     }
 
+    /// Like [`Self::finalized_from`], and asks the other validators for the first missing
+    /// block (catch-up after a restart or a lost message): call it again until it succeeds.
+    pub fn sync_from(&self, height: u64) -> Result<Vec<(Digest, Proposal)>, Digest> {
+        self.finalized_from(height).inspect_err(|missing| {
+            let mut request = Vec::with_capacity(33);
+            request.push(REQUEST);
+            request.extend_from_slice(&missing.0);
+            if let Some(mut out) = self.blocks_out.clone() {
+                out.send(Recipients::All, IoBuf::from(request), false);
+            }
+        })
+    }
+
+    /// Serves a peer's request for a block this validator holds.
+    fn answer(&self, peer: Identity, raw: &[u8]) {
+        let Some(digest) = raw.get(1..33).filter(|_| raw.len() == 33) else {
+            *self.state().refused.entry(peer).or_default() += 1;
+            return;
+        };
+        let mut wanted = [0u8; 32];
+        wanted.copy_from_slice(digest);
+        let Some(block) = self.block(&Digest(wanted)) else {
+            return;
+        };
+        if let Some(mut out) = self.blocks_out.clone() {
+            out.send(Recipients::One(peer), IoBuf::from(block.encode()), false);
+        }
+    }
+
     /// The block with `digest`, if this validator holds it.
     pub fn block(&self, digest: &Digest) -> Option<Proposal> {
         self.state().blocks.get(digest).cloned()
@@ -388,7 +420,12 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
     }
 
     fn receive(&self, peer: Identity, bytes: IoBuf) {
-        let block = match Proposal::decode(bytes.as_ref(), &self.limits) {
+        let raw = bytes.as_ref();
+        if raw.first() == Some(&REQUEST) {
+            self.answer(peer, raw);
+            return;
+        }
+        let block = match Proposal::decode(raw, &self.limits) {
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "refused a block");
