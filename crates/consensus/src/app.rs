@@ -36,6 +36,11 @@ const VERSION: u8 = 1;
 /// First byte of a request for a block by digest (followed by the 32-byte digest). A block's
 /// encoding starts with [`VERSION`], so the two never collide.
 const REQUEST: u8 = 0xf0;
+/// First byte of forwarded transactions (followed by one batch, opaque to consensus).
+const GOSSIP: u8 = 0xf1;
+
+/// Where transactions forwarded by other validators go (the node: its pool).
+pub type GossipSink = Arc<dyn Fn(Identity, &[u8]) + Send + Sync>;
 
 /// Limits a received block must respect.
 #[derive(Debug, Clone, Copy)]
@@ -245,6 +250,8 @@ pub struct Application<S: Sender<PublicKey = Identity>> {
     limits: Limits,
     /// Where blocks go out; attached with [`Self::with_sender`].
     blocks_out: Option<S>,
+    /// Where forwarded transactions go.
+    gossip_sink: Option<GossipSink>,
 }
 
 impl<S: Sender<PublicKey = Identity>> Application<S> {
@@ -263,6 +270,29 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             check,
             limits,
             blocks_out: None,
+            gossip_sink: None,
+        }
+    }
+
+    /// The same application handing transactions forwarded by other validators to `sink`.
+    pub fn with_gossip_sink(&self, sink: GossipSink) -> Self {
+        Self {
+            gossip_sink: Some(sink),
+            ..self.clone()
+        }
+    }
+
+    /// Forwards a batch of transactions to every other validator, so whichever leads next can
+    /// include them.
+    pub fn gossip(&self, batch: &[u8]) {
+        if batch.is_empty() || batch.len() + 1 > self.limits.max_block_bytes {
+            return;
+        }
+        let mut message = Vec::with_capacity(batch.len() + 1);
+        message.push(GOSSIP);
+        message.extend_from_slice(batch);
+        if let Some(mut out) = self.blocks_out.clone() {
+            out.send(Recipients::All, IoBuf::from(message), false);
         }
     }
 
@@ -423,6 +453,12 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         let raw = bytes.as_ref();
         if raw.first() == Some(&REQUEST) {
             self.answer(peer, raw);
+            return;
+        }
+        if raw.first() == Some(&GOSSIP) {
+            if let Some(sink) = &self.gossip_sink {
+                sink(peer, &raw[1..]);
+            }
             return;
         }
         let block = match Proposal::decode(raw, &self.limits) {

@@ -83,6 +83,8 @@ pub struct ValidatorConfig {
     pub source: Arc<dyn BatchSource>,
     /// What a batch in someone else's block must pass.
     pub check: BatchCheck,
+    /// Where transactions forwarded by other validators go, if anywhere.
+    pub gossip_sink: Option<crate::app::GossipSink>,
 }
 
 /// Runs the validator until `stop` is set. `on_start` gets the application (for its
@@ -159,8 +161,11 @@ pub fn run(
         let votes = channels.pop().expect("four channels");
         network.start();
 
-        let app =
+        let mut app =
             Application::new(cfg.chain_id, cfg.source, cfg.check, limits).with_sender(blocks.0);
+        if let Some(sink) = cfg.gossip_sink {
+            app = app.with_gossip_sink(sink);
+        }
         let engine = Engine::new(
             context.child("engine"),
             simplex::Config {

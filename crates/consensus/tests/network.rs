@@ -70,6 +70,7 @@ fn launch(i: usize, key: &ValidatorKey, set: &ValidatorSet, dir: &Path) -> Runni
         leader_timeout: Duration::from_millis(500),
         source: Arc::new(Batches(i)),
         check: check(),
+        gossip_sink: None,
     };
     let (s, a) = (stop.clone(), app.clone());
     let thread = std::thread::spawn(move || {

@@ -25,12 +25,16 @@ use std::{
     time::Duration,
 };
 
+use std::collections::HashSet;
+
+use alloy_primitives::B256;
 use pharos_consensus::{
-    ValidatorKey, ValidatorSet,
-    app::{BatchCheck, BatchSource},
+    Identity, ValidatorKey, ValidatorSet,
+    app::{BatchCheck, BatchSource, GossipSink},
     validator::{self, NetApplication, ValidatorConfig},
 };
-use pharos_primitives::RecoveredTx;
+use pharos_primitives::{ChainSpec, RecoveredTx};
+use pharos_storage::Store;
 use pharos_txpool::TxPool;
 use tokio::sync::watch;
 
@@ -122,14 +126,26 @@ pub fn batch_check(chain_id: u64) -> BatchCheck {
 }
 
 /// Runs the validator (consensus on its own runtime and threads) until `stop`; returns the
-/// thread and, once it runs, its application.
+/// thread and, once it runs, its application. Transactions this node's pool admits from its
+/// own clients are forwarded to the other validators, and theirs enter this pool, so whoever
+/// leads next can include a transaction wherever it was sent.
 pub fn start_validator(
     cfg: &ConsensusConfig,
-    chain_id: u64,
+    spec: Arc<ChainSpec>,
+    store: Arc<Store>,
     storage: std::path::PathBuf,
     source: PoolSource,
     stop: Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, NetApplication), NodeError> {
+    let chain_id = spec.chain_id();
+    let pool = source.pool.clone();
+    let (gossip_in, gossip_rx) = std::sync::mpsc::channel::<(Identity, Vec<u8>)>();
+    let gossip_in = std::sync::Mutex::new(gossip_in);
+    let sink: GossipSink = Arc::new(move |peer, batch: &[u8]| {
+        if let Ok(tx) = gossip_in.lock() {
+            let _ = tx.send((peer, batch.to_vec()));
+        }
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     let config = ValidatorConfig {
         chain_id,
@@ -139,20 +155,95 @@ pub fn start_validator(
         leader_timeout: cfg.leader_timeout,
         source: Arc::new(source),
         check: batch_check(chain_id),
+        gossip_sink: Some(sink),
     };
     let thread = std::thread::Builder::new()
         .name("consensus".into())
-        .spawn(move || {
-            if let Err(e) = validator::run(config, stop, move |app| {
-                let _ = tx.send(app);
-            }) {
-                tracing::error!(error = %e, "consensus stopped");
+        .spawn({
+            let stop = stop.clone();
+            move || {
+                if let Err(e) = validator::run(config, stop, move |app| {
+                    let _ = tx.send(app);
+                }) {
+                    tracing::error!(error = %e, "consensus stopped");
+                }
             }
         })
         .map_err(|e| NodeError::Task(format!("starting consensus: {e}")))?;
     let app = rx
         .recv_timeout(Duration::from_secs(30))
         .map_err(|_| NodeError::Task("consensus did not start".into()))?;
+
+    // Transactions from other validators: recover, admit like RPC does (bad ones are dropped
+    // and counted as refused for that peer in the log).
+    let from_peers: Arc<std::sync::Mutex<HashSet<B256>>> = Arc::default();
+    {
+        let (pool, store, spec, from_peers) = (
+            pool.clone(),
+            store.clone(),
+            spec.clone(),
+            from_peers.clone(),
+        );
+        std::thread::Builder::new()
+            .name("gossip-in".into())
+            .spawn(move || {
+                for (peer, batch) in gossip_rx {
+                    let Some(txs) = decode_batch(&batch, chain_id) else {
+                        tracing::debug!(%peer, "forwarded transactions that do not decode");
+                        continue;
+                    };
+                    let Ok(snap) = store.snapshot() else { continue };
+                    let base_fee = spec.next_base_fee(&snap.head().header);
+                    if let Ok(mut seen) = from_peers.lock() {
+                        seen.extend(txs.iter().map(|t| t.hash()));
+                    }
+                    for tx in txs {
+                        let _ = pool.add(tx, &snap, base_fee);
+                    }
+                }
+            })
+            .map_err(|e| NodeError::Task(format!("starting gossip: {e}")))?;
+    }
+    // Transactions this pool admitted from its own clients: forwarded in batches.
+    {
+        let (app, mut new_txs) = (app.clone(), pool.subscribe());
+        std::thread::Builder::new()
+            .name("gossip-out".into())
+            .spawn(move || {
+                use tokio::sync::broadcast::error::TryRecvError;
+                let mut pending: Vec<Arc<RecoveredTx>> = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match new_txs.try_recv() {
+                        Ok(tx) => {
+                            let relayed = from_peers
+                                .lock()
+                                .map(|mut seen| seen.remove(&tx.hash()))
+                                .unwrap_or(false);
+                            if !relayed {
+                                pending.push(tx);
+                            }
+                            if pending.len() < BATCH_TXS {
+                                continue;
+                            }
+                        }
+                        Err(TryRecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "transaction forwarding fell behind");
+                            continue;
+                        }
+                        Err(TryRecvError::Closed) => break,
+                        Err(TryRecvError::Empty) => {
+                            if pending.is_empty() {
+                                std::thread::sleep(Duration::from_millis(5));
+                                continue;
+                            }
+                        }
+                    }
+                    app.gossip(&encode_batch(pending.iter().map(|t| t.encoded().as_ref())));
+                    pending.clear();
+                }
+            })
+            .map_err(|e| NodeError::Task(format!("starting gossip: {e}")))?;
+    }
     Ok((thread, app))
 }
 

@@ -110,7 +110,8 @@ impl NodeConfig {
     }
 }
 
-/// A started node. Dropping it does not stop it; call [`RunningNode::stop`].
+/// A started node. Dropping it asks block production to stop (without waiting); call
+/// [`RunningNode::stop`] to wait for a clean stop.
 pub struct RunningNode {
     /// Address the RPC server listens on.
     pub rpc_addr: SocketAddr,
@@ -127,13 +128,20 @@ pub struct RunningNode {
     rpc: jsonrpsee::server::ServerHandle,
 }
 
-impl RunningNode {
-    /// Stops block production after the block in progress and shuts the RPC server down.
-    pub async fn stop(self) -> Result<(), NodeError> {
+impl Drop for RunningNode {
+    fn drop(&mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.rpc.stop();
-        self.rpc.stopped().await;
-        self.producer
+    }
+}
+
+impl RunningNode {
+    /// Stops block production after the block in progress and shuts the RPC server down.
+    pub async fn stop(mut self) -> Result<(), NodeError> {
+        let _ = self.shutdown.send(true);
+        let _ = self.rpc.stop();
+        self.rpc.clone().stopped().await;
+        (&mut self.producer)
             .await
             .map_err(|e| NodeError::Task(e.to_string()))?
     }
@@ -230,10 +238,15 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
             };
             let chain_id = config.spec.chain_id();
             let (thread, app) = {
-                let (cc, storage, stop) =
-                    (cc.clone(), config.datadir.join("consensus"), stop.clone());
+                let (cc, storage, stop, spec, store) = (
+                    cc.clone(),
+                    config.datadir.join("consensus"),
+                    stop.clone(),
+                    Arc::new(config.spec.clone()),
+                    store.clone(),
+                );
                 tokio::task::spawn_blocking(move || {
-                    consensus::start_validator(&cc, chain_id, storage, source, stop)
+                    consensus::start_validator(&cc, spec, store, storage, source, stop)
                 })
                 .await
                 .map_err(|e| NodeError::Task(e.to_string()))??

@@ -88,6 +88,33 @@ async fn four_validator_nodes_agree_on_blocks_and_state() {
             node.pool.add(tx, &snap, 1_000_000_000).expect("admitted");
         }
     }
+    // A transaction sent to one node reaches other pools (forwarded between validators): one
+    // with a nonce gap, so it stays queued and is never executed.
+    let gapped = wallets[0].sign_recovered(builder.transfer(
+        per_sender + 5,
+        Address::repeat_byte(0x77),
+        U256::from(1),
+    ));
+    let gapped_hash = gapped.hash();
+    {
+        let snap = nodes[0].store.snapshot().expect("snapshot");
+        nodes[0]
+            .pool
+            .add(gapped, &snap, 1_000_000_000)
+            .expect("queued");
+    }
+    // Forwarding is best effort (the p2p layer may drop a message under load): at least one
+    // other validator gets it.
+    wait(
+        "the transaction is forwarded",
+        Duration::from_secs(60),
+        || {
+            nodes[1..]
+                .iter()
+                .any(|n| n.pool.get(&gapped_hash).is_some())
+        },
+    )
+    .await;
     // Every node executes every transfer.
     let nonce_everywhere = |nodes: &[RunningNode]| {
         nodes.iter().all(|n| {
