@@ -16,6 +16,24 @@ pub mod app;
 pub mod keys;
 pub mod validator;
 
+/// Helpers for tests that run validators on 127.0.0.1 (this crate's and the node's).
+#[doc(hidden)]
+pub mod testing {
+    /// A free port below the kernel's ephemeral range (32768+), so a node's own `:0` binds
+    /// (its RPC server) can never take it between this check and a validator binding it.
+    pub fn free_port() -> u16 {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static NEXT: AtomicU16 = AtomicU16::new(0);
+        let start = 20_000 + (std::process::id() % 300) as u16 * 20;
+        loop {
+            let port = start + NEXT.fetch_add(1, Ordering::Relaxed) % 6_000;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+}
+
 use commonware_consensus::simplex::scheme::bls12381_multisig;
 use commonware_cryptography::bls12381::primitives::variant::MinPk;
 use commonware_utils::{TryFromIterator, ordered::BiMap};

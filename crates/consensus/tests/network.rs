@@ -4,7 +4,6 @@
 //! wait is bounded.
 
 use std::{
-    net::TcpListener,
     path::Path,
     sync::{
         Arc, Mutex,
@@ -37,20 +36,6 @@ impl BatchSource for Batches {
 
 fn check() -> BatchCheck {
     Arc::new(|b: &[u8]| b.starts_with(b"tx"))
-}
-
-/// A port below the kernel's ephemeral range (32768+), so the nodes' own `:0` binds (RPC)
-/// can never take it between this check and the validator binding it.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 300) as u16 * 20;
-    loop {
-        let port = start + NEXT.fetch_add(1, Ordering::Relaxed) % 6_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 struct Running {
@@ -120,7 +105,12 @@ fn four_validators_over_tcp_finalize_survive_a_stop_and_rejoin() {
     let keys: Vec<ValidatorKey> = (0..4).map(|_| ValidatorKey::generate(&mut rng)).collect();
     let infos: Vec<_> = keys
         .iter()
-        .map(|k| k.info(1_000, format!("127.0.0.1:{}", free_port())))
+        .map(|k| {
+            k.info(
+                1_000,
+                format!("127.0.0.1:{}", pharos_consensus::testing::free_port()),
+            )
+        })
         .collect();
     let set = ValidatorSet::new(&infos).expect("set");
     let mut running: Vec<Option<Running>> = keys

@@ -250,6 +250,19 @@ async fn wait_for(
     false
 }
 
+/// Runs until every validator in `watch` has finalized `blocks` more blocks than the first of
+/// them has now, or `deadline` passes; returns whether they got there.
+async fn advance(
+    context: &deterministic::Context,
+    validators: &[Validator],
+    watch: &[usize],
+    blocks: u64,
+    deadline: Duration,
+) -> bool {
+    let from = highest_height(&validators[watch[0]].app);
+    wait_for(context, validators, watch, from + blocks, deadline).await
+}
+
 fn seed(default: u64) -> u64 {
     std::env::var("PHAROS_SIM_SEED")
         .ok()
@@ -478,13 +491,12 @@ fn four_validators_survive_a_crash_and_a_partition() {
 
             // Crash validator 3: the other three are a quorum and go on.
             crash(&mut validators[3]);
-            let before = highest_height(&validators[0].app);
             assert!(
-                wait_for(
+                advance(
                     &context,
                     &validators,
                     &[0, 1, 2],
-                    before + 10,
+                    10,
                     Duration::from_secs(120)
                 )
                 .await,
@@ -493,13 +505,12 @@ fn four_validators_survive_a_crash_and_a_partition() {
             // Restart it: it rejoins from its journal and follows the finalizations.
             let seen = validators[3].app.finalized().len();
             start(&context, &mut oracle, &set, &mut validators[3]).await;
-            let before = highest_height(&validators[0].app);
             assert!(
-                wait_for(
+                advance(
                     &context,
                     &validators,
                     &[0, 1, 2],
-                    before + 5,
+                    5,
                     Duration::from_secs(120)
                 )
                 .await
@@ -523,13 +534,12 @@ fn four_validators_survive_a_crash_and_a_partition() {
 
             // Heal: finalization resumes.
             link_all(&mut oracle, &ids, 0).await;
-            let before = highest_height(&validators[0].app);
             assert!(
-                wait_for(
+                advance(
                     &context,
                     &validators,
                     &[0, 1, 2],
-                    before + 10,
+                    10,
                     Duration::from_secs(300)
                 )
                 .await,

@@ -86,6 +86,39 @@ pub fn decode_batch(batch: &[u8], chain_id: u64) -> Option<Vec<RecoveredTx>> {
     Some(out)
 }
 
+/// Transactions already recovered, by the hash of the batch that carries them: the leader's
+/// own batches and those a validator checked before voting. Executing a finalized block takes
+/// them from here instead of recovering every sender again (a block whose batches were never
+/// seen, e.g. one fetched after a restart, is decoded then).
+#[derive(Default)]
+pub struct DecodedBatches(std::sync::Mutex<std::collections::HashMap<B256, Vec<Arc<RecoveredTx>>>>);
+
+impl DecodedBatches {
+    /// Batches kept; beyond this (proposals that never finalized) the cache starts over.
+    const MAX: usize = 4_096;
+
+    fn insert(&self, batch: &[u8], txs: Vec<Arc<RecoveredTx>>) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(alloy_primitives::keccak256(batch), txs);
+        }
+    }
+
+    /// The batch's transactions, from the cache or decoded now.
+    fn take_or_decode(&self, batch: &[u8], chain_id: u64) -> Option<Vec<Arc<RecoveredTx>>> {
+        let cached = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut map| map.remove(&alloy_primitives::keccak256(batch)));
+        cached.or_else(|| {
+            decode_batch(batch, chain_id).map(|txs| txs.into_iter().map(Arc::new).collect())
+        })
+    }
+}
+
 /// The leader's transactions: the pool's best, as it would fill a local block.
 pub struct PoolSource {
     /// The pool.
@@ -96,6 +129,8 @@ pub struct PoolSource {
     pub max_txs: usize,
     /// The chain's block time.
     pub block_time: Duration,
+    /// Where the leader's own batches are remembered decoded.
+    pub decoded: Arc<DecodedBatches>,
 }
 
 impl BatchSource for PoolSource {
@@ -104,7 +139,11 @@ impl BatchSource for PoolSource {
         // underpriced transaction is left out at execution.
         let txs = self.pool.best_transactions(0, self.gas_limit, self.max_txs);
         txs.chunks(BATCH_TXS)
-            .map(|chunk| encode_batch(chunk.iter().map(|t| t.encoded().as_ref())))
+            .map(|chunk| {
+                let batch = encode_batch(chunk.iter().map(|t| t.encoded().as_ref()));
+                self.decoded.insert(&batch, chunk.to_vec());
+                batch
+            })
             .collect()
     }
 
@@ -120,9 +159,16 @@ impl BatchSource for PoolSource {
     }
 }
 
-/// A proposal's batch is acceptable when all its transactions decode for this chain.
-pub fn batch_check(chain_id: u64) -> BatchCheck {
-    Arc::new(move |batch: &[u8]| decode_batch(batch, chain_id).is_some())
+/// A proposal's batch is acceptable when all its transactions decode for this chain; the
+/// decoded transactions are kept in `decoded` for the block's execution.
+pub fn batch_check(chain_id: u64, decoded: Arc<DecodedBatches>) -> BatchCheck {
+    Arc::new(move |batch: &[u8]| match decode_batch(batch, chain_id) {
+        Some(txs) => {
+            decoded.insert(batch, txs.into_iter().map(Arc::new).collect());
+            true
+        }
+        None => false,
+    })
 }
 
 /// Runs the validator (consensus on its own runtime and threads) until `stop`; returns the
@@ -147,6 +193,7 @@ pub fn start_validator(
         }
     });
     let (tx, rx) = std::sync::mpsc::channel();
+    let decoded = source.decoded.clone();
     let config = ValidatorConfig {
         chain_id,
         key: cfg.key.clone(),
@@ -154,7 +201,7 @@ pub fn start_validator(
         storage,
         leader_timeout: cfg.leader_timeout,
         source: Arc::new(source),
-        check: batch_check(chain_id),
+        check: batch_check(chain_id, decoded),
         gossip_sink: Some(sink),
     };
     let thread = std::thread::Builder::new()
@@ -174,8 +221,8 @@ pub fn start_validator(
         .recv_timeout(Duration::from_secs(30))
         .map_err(|_| NodeError::Task("consensus did not start".into()))?;
 
-    // Transactions from other validators: recover, admit like RPC does (bad ones are dropped
-    // and counted as refused for that peer in the log).
+    // Transactions from other validators: recover, admit like RPC does; a batch that does
+    // not decode is dropped (logged at debug with the peer), a refused transaction is skipped.
     let from_peers: Arc<std::sync::Mutex<HashSet<B256>>> = Arc::default();
     {
         let (pool, store, spec, from_peers) = (
@@ -251,6 +298,7 @@ pub fn start_validator(
 pub fn follow(
     producer: Arc<Producer>,
     app: NetApplication,
+    decoded: Arc<DecodedBatches>,
     chain_id: u64,
     shutdown: watch::Receiver<bool>,
     stop_consensus: Arc<AtomicBool>,
@@ -297,8 +345,8 @@ pub fn follow(
             }
             let mut txs = Vec::new();
             for batch in &block.batches {
-                match decode_batch(batch, chain_id) {
-                    Some(decoded) => txs.extend(decoded.into_iter().map(Arc::new)),
+                match decoded.take_or_decode(batch, chain_id) {
+                    Some(batch_txs) => txs.extend(batch_txs),
                     // Validators only vote for blocks whose batches decode.
                     None => {
                         failed = Some(NodeError::Task(format!(

@@ -235,7 +235,9 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 gas_limit: head.header.gas_limit,
                 max_txs: config.max_block_txs,
                 block_time: config.block_time,
+                decoded: Arc::default(),
             };
+            let decoded = source.decoded.clone();
             let chain_id = config.spec.chain_id();
             let (thread, app) = {
                 let (cc, storage, stop, spec, store) = (
@@ -252,7 +254,7 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 .map_err(|e| NodeError::Task(e.to_string()))??
             };
             tokio::task::spawn_blocking(move || {
-                let result = consensus::follow(producer, app, chain_id, shutdown_rx, stop);
+                let result = consensus::follow(producer, app, decoded, chain_id, shutdown_rx, stop);
                 let _ = thread.join();
                 result
             })

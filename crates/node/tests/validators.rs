@@ -2,10 +2,7 @@
 //! every node executes the finalized ones, and all end with the same blocks and state —
 //! including transactions that were only ever sent to one node's pool.
 
-use std::{
-    net::TcpListener,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256};
 use pharos_consensus::{ValidatorKey, ValidatorSet};
@@ -13,20 +10,6 @@ use pharos_executor::StateView as _;
 use pharos_node::{NodeConfig, RunningNode, consensus::ConsensusConfig};
 use pharos_primitives::ChainSpec;
 use pharos_workload::{TxBuilder, Wallet};
-
-/// A port below the kernel's ephemeral range (32768+), so the nodes' own `:0` binds (RPC)
-/// can never take it between this check and the validator binding it.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 300) as u16 * 20;
-    loop {
-        let port = start + NEXT.fetch_add(1, Ordering::Relaxed) % 6_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 async fn wait(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
@@ -44,7 +27,12 @@ async fn four_validator_nodes_agree_on_blocks_and_state() {
     let keys: Vec<ValidatorKey> = (0..4).map(|_| ValidatorKey::generate(&mut rng)).collect();
     let infos: Vec<_> = keys
         .iter()
-        .map(|k| k.info(1_000, format!("127.0.0.1:{}", free_port())))
+        .map(|k| {
+            k.info(
+                1_000,
+                format!("127.0.0.1:{}", pharos_consensus::testing::free_port()),
+            )
+        })
         .collect();
     let set = ValidatorSet::new(&infos).expect("set");
     let mut nodes: Vec<RunningNode> = Vec::new();

@@ -615,23 +615,11 @@ impl BlockExecutor for ParallelExecutor {
             return Ok(prepared);
         }
         let base = BaseState::new(state);
-        let senders: Vec<Location> = txs
-            .iter()
-            .take(16)
-            .map(|t| Location::Account(t.sender()))
-            .collect();
         // The same rules as execution: against slow storage fetch the obvious locations with
         // many readers, predict deep and in parallel, then read every predicted location; when
         // the state answers from memory, reading ahead would only burn a core.
-        let slow_view = base.probe(&senders)?;
+        let slow_view = self.probe_and_fetch_obvious(&base, txs, &mut prepared.preload_us)?;
         let (threads, depth) = if slow_view {
-            let t = Instant::now();
-            let obvious = base::dedup(txs.iter().flat_map(|tx| {
-                std::iter::once(Location::Account(tx.sender()))
-                    .chain(tx.to().map(Location::Account))
-            }));
-            base.preload(&obvious, self.config.preload_threads)?;
-            prepared.preload_us += micros(t);
             (
                 self.config.preload_threads.max(self.config.threads),
                 sali::DEEP_CALL_DEPTH,
@@ -656,6 +644,32 @@ impl BlockExecutor for ParallelExecutor {
 }
 
 impl ParallelExecutor {
+    /// Does the view answer from memory (read it directly) or like a disk? For a slow one,
+    /// fetches what every transaction obviously touches (sender and recipient) with many
+    /// readers, adding the time to `preload_us`. Returns whether the view is slow.
+    fn probe_and_fetch_obvious(
+        &self,
+        base: &BaseState<'_>,
+        txs: &[Arc<RecoveredTx>],
+        preload_us: &mut u64,
+    ) -> Result<bool, ExecError> {
+        let senders: Vec<Location> = txs
+            .iter()
+            .take(16)
+            .map(|t| Location::Account(t.sender()))
+            .collect();
+        if !base.probe(&senders)? {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let obvious = base::dedup(txs.iter().flat_map(|tx| {
+            std::iter::once(Location::Account(tx.sender())).chain(tx.to().map(Location::Account))
+        }));
+        base.preload(&obvious, self.config.preload_threads)?;
+        *preload_us += micros(t);
+        Ok(true)
+    }
+
     /// Predictions for `txs[range]`: taken from the preload stage's where it made one, the rest
     /// predicted now.
     #[allow(clippy::too_many_arguments)]
@@ -742,24 +756,10 @@ impl ParallelExecutor {
             let makespan = largest.max(total / self.config.threads as u64);
             makespan.saturating_mul(115) < total.saturating_mul(100)
         };
-        // Does the view answer from memory (read it directly) or like a disk (preload)?
-        let senders: Vec<Location> = txs
-            .iter()
-            .take(16)
-            .map(|t| Location::Account(t.sender()))
-            .collect();
-        let slow_view = base.probe(&senders)?;
-        // Against slow storage, prediction itself waits on reads: first fetch what every
-        // transaction obviously touches (its sender and recipient) with many readers, and
-        // predict with as many threads as preloading uses.
+        // Against slow storage, prediction itself waits on reads: fetch what every transaction
+        // obviously touches first, and predict with as many threads as preloading uses.
+        let slow_view = self.probe_and_fetch_obvious(&base, txs, &mut stats.preload_us)?;
         let predict_threads = if slow_view {
-            let t = Instant::now();
-            let obvious = base::dedup(txs.iter().flat_map(|tx| {
-                std::iter::once(Location::Account(tx.sender()))
-                    .chain(tx.to().map(Location::Account))
-            }));
-            base.preload(&obvious, self.config.preload_threads)?;
-            stats.preload_us += micros(t);
             self.config.preload_threads.max(self.config.threads)
         } else {
             self.config.threads
