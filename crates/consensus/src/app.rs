@@ -1,17 +1,20 @@
-//! The Pharos side of agreement: what a proposal is, how it travels, when a validator accepts
-//! one, and what a validator learns when blocks finalize.
+//! The Pharos side of agreement: what a block is, how blocks and lane batches travel, when a
+//! validator accepts a block, and what a validator learns when blocks finalize.
 //!
 //! Consensus orders 32-byte digests; the block behind a digest is a [`Proposal`]: height,
-//! view, parent digest and the batches of transactions it carries. The leader builds it from
-//! its [`BatchSource`], and on `Plan::Propose` sends the encoded block to every validator on
-//! the block channel; a validator votes for a digest only once it holds the block, the block
-//! extends the parent consensus names at the next height, and every batch passes the
-//! [`BatchCheck`]. A block that does not decode, or whose bytes do not hash to anything asked
-//! for, is dropped and counted against the peer that sent it.
+//! view, parent digest, and a cut of the validators' lanes ([`crate::lanes`]): the certified
+//! lane batches that extend each lane's tip in the parent, and the tips after them. Every
+//! validator cuts its own lane batches at once ([`Application::run_lanes`]); the leader only
+//! orders their digests. On `Plan::Propose` the leader sends the encoded block to every
+//! validator on the block channel; a validator votes for a digest only once it holds the block
+//! and its parent, the block extends the parent at the next height, and every lane reference
+//! carries a valid availability certificate and continues its lane without gap or repeat.
+//! Anything that does not decode, or was not asked for, is dropped and counted against the
+//! peer that sent it.
 //!
 //! [`Application`] implements commonware's `Automaton`, `CertifiableAutomaton`, `Relay` and
 //! `Reporter` over one shared state; [`Application::run_receiver`] is the task that takes
-//! blocks off the network.
+//! blocks and lane messages off the network.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -24,38 +27,60 @@ use commonware_consensus::{
     Automaton, CertifiableAutomaton, Relay, Reporter,
     simplex::{Plan, types::Activity, types::Context},
 };
-use commonware_cryptography::{Hasher, Sha256, sha256::Digest};
+use commonware_cryptography::{Hasher, Sha256, Verifier as _, ed25519, sha256::Digest};
 use commonware_p2p::{Receiver, Recipients, Sender};
-use commonware_runtime::IoBuf;
+use commonware_runtime::{Clock, IoBuf};
 use commonware_utils::channel::oneshot;
 
-use crate::{Identity, Scheme};
+use crate::{
+    Identity, Scheme, ValidatorKey, ValidatorSet,
+    lanes::{
+        ACK_NAMESPACE, Ack, LANE_ACK, LANE_BATCH, LANE_CERT, LANE_REQUEST, LaneBatch, LaneError,
+        LaneRef, Reader, Tip, ack_message, sign_ack,
+    },
+};
 
 /// Block encoding version.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// First byte of a request for a block by digest (followed by the 32-byte digest). A block's
 /// encoding starts with [`VERSION`], so the two never collide.
 const REQUEST: u8 = 0xf0;
 /// First byte of forwarded transactions (followed by one batch, opaque to consensus).
 const GOSSIP: u8 = 0xf1;
+/// Most validators (lanes) a block may name.
+const MAX_LANES: usize = 1_024;
+/// Lane batches of this validator waiting for acknowledgements before it cuts more.
+const MAX_PENDING: usize = 16;
+/// Lane batches cut per tick at most.
+const MAX_CUT_PER_TICK: usize = 8;
+/// Ticks before an unacknowledged batch or an unincluded certificate is sent again.
+const RETRY_TICKS: u64 = 10;
+/// Calls of [`Application::sync_from`] between two requests for the same missing data.
+const REQUEST_EVERY: u64 = 8;
 
 /// Where transactions forwarded by other validators go (the node: its pool).
 pub type GossipSink = Arc<dyn Fn(Identity, &[u8]) + Send + Sync>;
 
-/// Limits a received block must respect.
+/// Limits received blocks and lane batches must respect.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Most batches in a block.
-    pub max_batches: usize,
+    /// Most lane references in a block.
+    pub max_refs: usize,
     /// Largest encoded block, in bytes.
     pub max_block_bytes: usize,
+    /// Largest lane batch payload, in bytes.
+    pub max_batch_bytes: usize,
+    /// Most declared gas of the lane batches of one block (the chain's block gas limit).
+    pub max_block_gas: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_batches: 1_024,
+            max_refs: 256,
             max_block_bytes: 4 * 1024 * 1024,
+            max_batch_bytes: 2 * 1024 * 1024,
+            max_block_gas: u64::MAX,
         }
     }
 }
@@ -71,8 +96,10 @@ pub struct Proposal {
     pub timestamp: u64,
     /// Digest of the parent block.
     pub parent: Digest,
-    /// Transaction batches, opaque to consensus.
-    pub batches: Vec<Vec<u8>>,
+    /// Every lane's tip after this block (one per validator, in set order).
+    pub tips: Vec<Tip>,
+    /// The certified lane batches this block adds, by lane, each lane's in order.
+    pub refs: Vec<LaneRef>,
 }
 
 /// Why received bytes are not a block.
@@ -84,52 +111,39 @@ pub enum BlockError {
     /// Ends early, has bytes left over, or an unknown version.
     #[error("malformed block: {0}")]
     Malformed(&'static str),
-    /// More batches than allowed.
-    #[error("block with {0} batches is over the limit")]
-    TooManyBatches(usize),
+    /// More lane references than allowed.
+    #[error("block with {0} lane batches is over the limit")]
+    TooManyRefs(usize),
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], BlockError> {
-        if self.0.len() < n {
-            return Err(BlockError::Malformed("truncated"));
+impl From<LaneError> for BlockError {
+    fn from(e: LaneError) -> Self {
+        match e {
+            LaneError::Malformed(m) => BlockError::Malformed(m),
+            LaneError::TooLarge(n) => BlockError::TooLarge(n),
         }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u64(&mut self) -> Result<u64, BlockError> {
-        let b = self.take(8)?;
-        Ok(u64::from_be_bytes(
-            b.try_into().map_err(|_| BlockError::Malformed("u64"))?,
-        ))
-    }
-
-    fn u32(&mut self) -> Result<u32, BlockError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes(
-            b.try_into().map_err(|_| BlockError::Malformed("u32"))?,
-        ))
     }
 }
 
 impl Proposal {
     /// The canonical encoding (what the digest commits to).
     pub fn encode(&self) -> Vec<u8> {
-        let size = 1 + 8 + 8 + 8 + 32 + 4 + self.batches.iter().map(|b| 4 + b.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(size);
+        let mut out = Vec::with_capacity(
+            1 + 8 * 3 + 32 + 4 + 16 * self.tips.len() + 4 + 100 * self.refs.len(),
+        );
         out.push(VERSION);
         out.extend_from_slice(&self.height.to_be_bytes());
         out.extend_from_slice(&self.view.to_be_bytes());
         out.extend_from_slice(&self.timestamp.to_be_bytes());
         out.extend_from_slice(&self.parent.0);
-        out.extend_from_slice(&(self.batches.len() as u32).to_be_bytes());
-        for b in &self.batches {
-            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-            out.extend_from_slice(b);
+        out.extend_from_slice(&(self.tips.len() as u32).to_be_bytes());
+        for tip in &self.tips {
+            out.extend_from_slice(&tip.epoch.to_be_bytes());
+            out.extend_from_slice(&tip.seq.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.refs.len() as u32).to_be_bytes());
+        for r in &self.refs {
+            r.write(&mut out);
         }
         out
     }
@@ -147,26 +161,34 @@ impl Proposal {
         let height = r.u64()?;
         let view = r.u64()?;
         let timestamp = r.u64()?;
-        let mut parent = [0u8; 32];
-        parent.copy_from_slice(r.take(32)?);
+        let parent = r.digest()?;
+        let lanes = r.u32()? as usize;
+        if lanes > MAX_LANES {
+            return Err(BlockError::Malformed("too many lanes"));
+        }
+        let mut tips = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            tips.push(Tip {
+                epoch: r.u64()?,
+                seq: r.u64()?,
+            });
+        }
         let count = r.u32()? as usize;
-        if count > limits.max_batches {
-            return Err(BlockError::TooManyBatches(count));
+        if count > limits.max_refs {
+            return Err(BlockError::TooManyRefs(count));
         }
-        let mut batches = Vec::with_capacity(count);
+        let mut refs = Vec::with_capacity(count);
         for _ in 0..count {
-            let len = r.u32()? as usize;
-            batches.push(r.take(len)?.to_vec());
+            refs.push(LaneRef::read(&mut r, lanes)?);
         }
-        if !r.0.is_empty() {
-            return Err(BlockError::Malformed("trailing bytes"));
-        }
+        r.finish()?;
         Ok(Self {
             height,
             view,
             timestamp,
-            parent: Digest(parent),
-            batches,
+            parent,
+            tips,
+            refs,
         })
     }
 
@@ -181,10 +203,12 @@ pub fn genesis_digest(chain_id: u64) -> Digest {
     Sha256::hash(&[b"PHAROS_GENESIS", &chain_id.to_be_bytes()])
 }
 
-/// Where a leader's batches come from (the node: its lane of the mempool).
+/// Where a validator's lane batches come from (the node: the transactions of its pool routed
+/// to its lane).
 pub trait BatchSource: Send + Sync + 'static {
-    /// Batches for a block at `height` built by this validator.
-    fn batches(&self, height: u64) -> Vec<Vec<u8>>;
+    /// The next batch of this validator's lane and the sum of its transactions' gas limits:
+    /// transactions no earlier batch carried. `None` when nothing waits.
+    fn lane_batch(&self) -> Option<(Vec<u8>, u64)>;
 
     /// The timestamp to propose (milliseconds); raised to the parent's if below.
     fn timestamp(&self) -> u64 {
@@ -198,9 +222,10 @@ pub trait BatchSource: Send + Sync + 'static {
     }
 }
 
-/// Whether a batch in someone else's proposal is acceptable (the node: every transaction
-/// decodes, is signed and fits the limits).
-pub type BatchCheck = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+/// Whether another validator's lane batch deserves an acknowledgement: `(lane, payload,
+/// declared gas)` (the node: every transaction decodes, is signed for this chain, belongs to
+/// that lane, and the gas limits add up to the declared gas).
+pub type BatchCheck = Arc<dyn Fn(u32, &[u8], u64) -> bool + Send + Sync>;
 
 /// A finalized block as a validator saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +234,36 @@ pub struct Finalized {
     pub view: u64,
     /// Its digest.
     pub digest: Digest,
+}
+
+/// A finalized block ready to execute: the block and the payloads of its lane batches, in
+/// the block's order.
+#[derive(Debug, Clone)]
+pub struct FinalizedBlock {
+    /// The block's digest.
+    pub digest: Digest,
+    /// The block.
+    pub block: Proposal,
+    /// Its lane batches.
+    pub batches: Vec<Arc<LaneBatch>>,
+}
+
+/// Data a validator lacks to execute the finalized chain (asked of the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// A block, by digest.
+    Block(Digest),
+    /// A lane batch, by digest.
+    Batch(Digest),
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::Block(d) => write!(f, "block {d}"),
+            Missing::Batch(d) => write!(f, "lane batch {d}"),
+        }
+    }
 }
 
 /// Evidence consensus reported: a validator signed two conflicting messages.
@@ -222,9 +277,31 @@ pub struct Fault {
     pub signer: u32,
 }
 
+/// Counters of the lanes, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Batches this validator cut.
+    pub cut: u64,
+    /// Of those, certified.
+    pub certified: u64,
+    /// Other validators' batches this validator acknowledged.
+    pub acked: u64,
+    /// Batches this validator refused to acknowledge (invalid, or a second batch at a
+    /// position already acknowledged).
+    pub refused: u64,
+}
+
 /// A verification waiting for a block: the consensus context it came with and where the
 /// verdict goes.
 type Waiter = (Context<Digest, Identity>, oneshot::Sender<bool>);
+
+/// A batch of this validator's lane waiting for acknowledgements.
+struct Pending {
+    batch: Arc<LaneBatch>,
+    digest: Digest,
+    acks: BTreeMap<u32, ed25519::Signature>,
+    sent: u64,
+}
 
 #[derive(Default)]
 struct State {
@@ -235,12 +312,31 @@ struct State {
     /// Finalizations in the order reported, by view.
     finalized: BTreeMap<u64, Digest>,
     faults: Vec<Fault>,
-    /// Blocks refused per peer (malformed, oversized, unrequested garbage).
+    /// Messages refused per peer (malformed, oversized, invalid, unrequested).
     refused: HashMap<Identity, u64>,
+
+    /// This validator's lane: the epoch, the last number cut, batches awaiting a quorum.
+    epoch: u64,
+    seq: u64,
+    pending: BTreeMap<u64, Pending>,
+    tick: u64,
+    /// Lane batch payloads held, by digest (own, acknowledged, fetched).
+    batches: HashMap<Digest, Arc<LaneBatch>>,
+    /// The batch acknowledged at each lane position: never a second one.
+    acked: HashMap<(u32, Tip), Digest>,
+    /// Certified batches not yet known to be in a finalized block.
+    certified: BTreeMap<(u32, Tip), LaneRef>,
+    /// Each lane's tip in the newest finalized block held.
+    final_tips: Vec<Tip>,
+    /// Batches asked for by digest, with the number of `sync_from` calls since.
+    wanted: HashMap<Digest, u64>,
+    /// Blocks asked for, likewise.
+    wanted_blocks: HashMap<Digest, u64>,
+    stats: LaneStats,
 }
 
-/// One validator's application: proposes, relays and checks blocks, and records what
-/// consensus reports.
+/// One validator's application: cuts and acknowledges lane batches, proposes, relays and
+/// checks blocks, and records what consensus reports.
 #[derive(Clone)]
 pub struct Application<S: Sender<PublicKey = Identity>> {
     state: Arc<Mutex<State>>,
@@ -248,30 +344,59 @@ pub struct Application<S: Sender<PublicKey = Identity>> {
     source: Arc<dyn BatchSource>,
     check: BatchCheck,
     limits: Limits,
+    /// This validator's index (its lane).
+    me: u32,
+    /// Signs acknowledgements.
+    key: ed25519::PrivateKey,
+    /// Every validator's identity, in set order (lane `i` is validator `i`'s).
+    members: Arc<Vec<Identity>>,
+    /// Acknowledgements that certify a batch: n - f.
+    quorum: usize,
     /// Where blocks go out; attached with [`Self::with_sender`].
     blocks_out: Option<S>,
     /// Where forwarded transactions go.
     gossip_sink: Option<GossipSink>,
+    /// Test only: proposes its own batches without certificates.
+    uncertified: bool,
 }
 
 impl<S: Sender<PublicKey = Identity>> Application<S> {
-    /// An application for chain `chain_id`; it sends blocks once [`Self::with_sender`] gave
-    /// it a channel.
+    /// The application of validator `key` of `set` for chain `chain_id`; it sends once
+    /// [`Self::with_sender`] gave it a channel. `None` if `key` is not in `set`.
     pub fn new(
         chain_id: u64,
+        key: &ValidatorKey,
+        set: &ValidatorSet,
         source: Arc<dyn BatchSource>,
         check: BatchCheck,
         limits: Limits,
-    ) -> Self {
-        Self {
-            state: Arc::default(),
+    ) -> Option<Self> {
+        let me = set.index_of(&key.identity())? as u32;
+        let members: Vec<Identity> = set
+            .validators()
+            .iter()
+            .map(|v| v.identity.clone())
+            .collect();
+        let state = State {
+            // A restarted validator starts a higher epoch (its clock moved on).
+            epoch: source.timestamp().max(1),
+            final_tips: vec![Tip::default(); members.len()],
+            ..State::default()
+        };
+        Some(Self {
+            state: Arc::new(Mutex::new(state)),
             genesis: genesis_digest(chain_id),
             source,
             check,
             limits,
+            me,
+            key: key.identity_key().clone(),
+            quorum: members.len() - set.max_faults(),
+            members: Arc::new(members),
             blocks_out: None,
             gossip_sink: None,
-        }
+            uncertified: false,
+        })
     }
 
     /// The same application handing transactions forwarded by other validators to `sink`.
@@ -282,17 +407,39 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         }
     }
 
-    /// Forwards a batch of transactions to every other validator, so whichever leads next can
-    /// include them.
-    pub fn gossip(&self, batch: &[u8]) {
-        if batch.is_empty() || batch.len() + 1 > self.limits.max_block_bytes {
+    /// Test only: a Byzantine leader that puts its own batches into its blocks without
+    /// waiting for certificates (honest validators must refuse such blocks).
+    #[doc(hidden)]
+    pub fn proposing_uncertified(&self) -> Self {
+        Self {
+            uncertified: true,
+            ..self.clone()
+        }
+    }
+
+    /// This validator's index in the set (the lane it owns).
+    pub fn index(&self) -> u32 {
+        self.me
+    }
+
+    /// Sends a batch of transactions to the owner of lane `to` (the node forwards what its
+    /// clients sent to the lane the sender is routed to).
+    pub fn forward(&self, to: u32, batch: &[u8]) {
+        let Some(peer) = self.members.get(to as usize) else {
+            return;
+        };
+        if batch.is_empty() || to == self.me || batch.len() + 1 > self.limits.max_block_bytes {
             return;
         }
         let mut message = Vec::with_capacity(batch.len() + 1);
         message.push(GOSSIP);
         message.extend_from_slice(batch);
+        self.send(Recipients::One(peer.clone()), message);
+    }
+
+    fn send(&self, to: Recipients<Identity>, message: Vec<u8>) {
         if let Some(mut out) = self.blocks_out.clone() {
-            out.send(Recipients::All, IoBuf::from(message), false);
+            out.send(to, IoBuf::from(message), false);
         }
     }
 
@@ -310,20 +457,20 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Height of the block with `digest`, if known (genesis is 0).
-    fn height_of(&self, state: &State, digest: &Digest) -> Option<u64> {
-        if *digest == self.genesis {
-            return Some(0);
-        }
-        state.blocks.get(digest).map(|b| b.height)
+    fn refuse(&self, state: &mut State, peer: &Identity) {
+        *state.refused.entry(peer.clone()).or_default() += 1;
     }
 
-    /// Timestamp of the block with `digest`, if known (genesis is 0).
-    fn timestamp_of(&self, state: &State, digest: &Digest) -> Option<u64> {
+    /// Height, timestamp and lane tips of the block with `digest`, if known (genesis: 0, 0,
+    /// every lane empty).
+    fn parent_info(&self, state: &State, digest: &Digest) -> Option<(u64, u64, Vec<Tip>)> {
         if *digest == self.genesis {
-            return Some(0);
+            return Some((0, 0, vec![Tip::default(); self.members.len()]));
         }
-        state.blocks.get(digest).map(|b| b.timestamp)
+        state
+            .blocks
+            .get(digest)
+            .map(|b| (b.height, b.timestamp, b.tips.clone()))
     }
 
     /// The genesis digest this application builds on.
@@ -331,18 +478,89 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         self.genesis
     }
 
-    /// Builds, stores and returns the digest of this validator's block at `height`.
-    fn build(&self, parent: Digest, height: u64, view: u64, parent_time: u64) -> Digest {
+    /// Builds, stores and returns the digest of this validator's block on `parent`: for every
+    /// lane in turn, the next certified batch, until none is left or the block is full.
+    fn build(&self, parent: Digest, view: u64) -> Option<Digest> {
+        let timestamp = self.source.timestamp();
+        let mut state = self.state();
+        let (parent_height, parent_time, mut tips) = self.parent_info(&state, &parent)?;
+        let mut refs = Vec::new();
+        let mut gas = 0u64;
+        let mut progress = true;
+        while progress && refs.len() < self.limits.max_refs {
+            progress = false;
+            for (lane, tip) in tips.iter_mut().enumerate() {
+                let lane = lane as u32;
+                let next = state
+                    .certified
+                    .get(&(
+                        lane,
+                        Tip {
+                            epoch: tip.epoch,
+                            seq: tip.seq + 1,
+                        },
+                    ))
+                    .or_else(|| {
+                        let from = Tip {
+                            epoch: tip.epoch.saturating_add(1),
+                            seq: 1,
+                        };
+                        state
+                            .certified
+                            .range(
+                                (lane, from)
+                                    ..(
+                                        lane,
+                                        Tip {
+                                            epoch: u64::MAX,
+                                            seq: u64::MAX,
+                                        },
+                                    ),
+                            )
+                            .find(|((_, at), _)| at.seq == 1)
+                            .map(|(_, r)| r)
+                    });
+                let Some(next) = next else { continue };
+                if refs.len() >= self.limits.max_refs
+                    || gas.saturating_add(next.gas) > self.limits.max_block_gas
+                {
+                    continue;
+                }
+                gas += next.gas;
+                *tip = next.at;
+                refs.push(next.clone());
+                progress = true;
+            }
+        }
+        if self.uncertified {
+            // Byzantine: its own batches with its own acknowledgement only.
+            for p in state.pending.values() {
+                let tip = &mut tips[self.me as usize];
+                if tip.followed_by(p.batch.at) {
+                    *tip = p.batch.at;
+                    refs.push(LaneRef {
+                        lane: self.me,
+                        at: p.batch.at,
+                        gas: p.batch.gas,
+                        digest: p.digest,
+                        acks: p.acks.iter().map(|(i, s)| (*i, s.clone())).collect(),
+                    });
+                }
+            }
+        }
+        // References go by lane (stable: each lane keeps its order).
+        refs.sort_by_key(|r| r.lane);
         let block = Proposal {
-            height,
+            height: parent_height + 1,
             view,
-            timestamp: self.source.timestamp().max(parent_time),
+            timestamp: timestamp.max(parent_time),
             parent,
-            batches: self.source.batches(height),
+            tips,
+            refs,
         };
         let digest = block.digest();
-        self.state().blocks.insert(digest, block);
-        digest
+        state.blocks.insert(digest, block);
+        Some(digest)
     }
 
     /// Finalizations seen so far, oldest view first.
@@ -358,9 +576,20 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
     }
 
     /// The finalized blocks from `height` up to the newest finalization, in height order
-    /// (a finalization also finalizes its ancestors). `Err(digest)` names the first block
-    /// whose bytes this validator lacks (it must be fetched before execution can go on).
-    pub fn finalized_from(&self, height: u64) -> Result<Vec<(Digest, Proposal)>, Digest> {
+    /// (a finalization also finalizes its ancestors), with their lane batches. Stops before
+    /// the first block whose bytes or batches this validator lacks; `Err` names what is
+    /// missing when not even the first block can be returned.
+    pub fn finalized_from(&self, height: u64) -> Result<Vec<FinalizedBlock>, Missing> {
+        self.collect_from(height, &mut Vec::new())
+    }
+
+    /// Walks the finalized chain down to `height`; every block or batch found missing is
+    /// pushed to `missing` (the block walk stops at the first missing block).
+    fn collect_from(
+        &self,
+        height: u64,
+        missing: &mut Vec<Missing>,
+    ) -> Result<Vec<FinalizedBlock>, Missing> {
         let state = self.state();
         let Some((_, newest)) = state.finalized.iter().next_back() else {
             return Ok(Vec::new());
@@ -369,44 +598,97 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         let mut digest = *newest;
         while digest != self.genesis {
             let Some(block) = state.blocks.get(&digest) else {
-                return Err(digest);
+                // Everything above is unusable until this block arrives.
+                chain.clear();
+                missing.push(Missing::Block(digest));
+                break;
             };
             if block.height < height {
                 break;
             }
-            chain.push((digest, block.clone()));
+            chain.push((digest, block));
             digest = block.parent;
         }
         chain.reverse();
-        Ok(chain)
-    }
-
-    /// Like [`Self::finalized_from`], and asks the other validators for the first missing
-    /// block (catch-up after a restart or a lost message): call it again until it succeeds.
-    pub fn sync_from(&self, height: u64) -> Result<Vec<(Digest, Proposal)>, Digest> {
-        self.finalized_from(height).inspect_err(|missing| {
-            let mut request = Vec::with_capacity(33);
-            request.push(REQUEST);
-            request.extend_from_slice(&missing.0);
-            if let Some(mut out) = self.blocks_out.clone() {
-                out.send(Recipients::All, IoBuf::from(request), false);
+        let mut out = Vec::with_capacity(chain.len());
+        let mut complete = true;
+        for (digest, block) in chain {
+            let mut batches = Vec::with_capacity(block.refs.len());
+            for r in &block.refs {
+                match state.batches.get(&r.digest) {
+                    Some(b) => batches.push(b.clone()),
+                    None => missing.push(Missing::Batch(r.digest)),
+                }
             }
-        })
+            if batches.len() == block.refs.len() && complete {
+                out.push(FinalizedBlock {
+                    digest,
+                    block: block.clone(),
+                    batches,
+                });
+            } else {
+                complete = false;
+                if missing.len() >= 64 {
+                    break;
+                }
+            }
+        }
+        match (out.is_empty(), missing.first()) {
+            (true, Some(m)) => Err(*m),
+            _ => Ok(out),
+        }
     }
 
-    /// Serves a peer's request for a block this validator holds.
+    /// Like [`Self::finalized_from`], and asks the other validators for missing blocks and
+    /// lane batches (catch-up after a restart or a lost message): call it again until what
+    /// it returns reaches the newest finalization.
+    pub fn sync_from(&self, height: u64) -> Result<Vec<FinalizedBlock>, Missing> {
+        let mut missing = Vec::new();
+        let result = self.collect_from(height, &mut missing);
+        if missing.is_empty() {
+            return result;
+        }
+        let mut requests = Vec::new();
+        {
+            let mut state = self.state();
+            for m in missing {
+                let (prefix, digest, wanted) = match m {
+                    Missing::Block(d) => (REQUEST, d, &mut state.wanted_blocks),
+                    Missing::Batch(d) => (LANE_REQUEST, d, &mut state.wanted),
+                };
+                let calls = wanted.entry(digest).or_insert(0);
+                if *calls % REQUEST_EVERY == 0 {
+                    let mut request = Vec::with_capacity(33);
+                    request.push(prefix);
+                    request.extend_from_slice(&digest.0);
+                    requests.push(request);
+                }
+                *calls += 1;
+            }
+        }
+        for request in requests {
+            self.send(Recipients::All, request);
+        }
+        result
+    }
+
+    /// Serves a peer's request for a block or lane batch this validator holds.
     fn answer(&self, peer: Identity, raw: &[u8]) {
         let Some(digest) = raw.get(1..33).filter(|_| raw.len() == 33) else {
-            *self.state().refused.entry(peer).or_default() += 1;
+            let mut state = self.state();
+            self.refuse(&mut state, &peer);
             return;
         };
         let mut wanted = [0u8; 32];
         wanted.copy_from_slice(digest);
-        let Some(block) = self.block(&Digest(wanted)) else {
-            return;
+        let wanted = Digest(wanted);
+        let answer = if raw[0] == REQUEST {
+            self.block(&wanted).map(|b| b.encode())
+        } else {
+            self.state().batches.get(&wanted).map(|b| b.encode())
         };
-        if let Some(mut out) = self.blocks_out.clone() {
-            out.send(Recipients::One(peer), IoBuf::from(block.encode()), false);
+        if let Some(answer) = answer {
+            self.send(Recipients::One(peer), answer);
         }
     }
 
@@ -415,86 +697,381 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         self.state().blocks.get(digest).cloned()
     }
 
+    /// The lane batch with `digest`, if this validator holds it.
+    pub fn lane_batch(&self, digest: &Digest) -> Option<Arc<LaneBatch>> {
+        self.state().batches.get(digest).cloned()
+    }
+
     /// Equivocation evidence reported by consensus.
     pub fn faults(&self) -> Vec<Fault> {
         self.state().faults.clone()
     }
 
-    /// Blocks refused, per sending peer.
+    /// Messages refused, per sending peer.
     pub fn refused(&self) -> HashMap<Identity, u64> {
         self.state().refused.clone()
+    }
+
+    /// The lanes' counters.
+    pub fn lane_stats(&self) -> LaneStats {
+        self.state().stats
     }
 
     /// The verdict on `block` proposed under `context`.
     fn judge(&self, state: &State, context: &Context<Digest, Identity>, block: &Proposal) -> bool {
         let (_, parent) = context.parent;
-        let (Some(parent_height), Some(parent_time)) = (
-            self.height_of(state, &parent),
-            self.timestamp_of(state, &parent),
-        ) else {
+        let Some((parent_height, parent_time, mut tips)) = self.parent_info(state, &parent) else {
             return false;
         };
-        block.parent == parent
-            && block.height == parent_height + 1
-            && block.timestamp >= parent_time
-            && block.view == context.round.view().get()
-            && block.batches.iter().all(|b| (self.check)(b))
+        if block.parent != parent
+            || block.height != parent_height + 1
+            || block.timestamp < parent_time
+            || block.view != context.round.view().get()
+            || block.tips.len() != self.members.len()
+            || block.refs.len() > self.limits.max_refs
+        {
+            return false;
+        }
+        let mut gas = 0u64;
+        let mut lane = 0;
+        for r in &block.refs {
+            if r.lane < lane || r.lane as usize >= tips.len() {
+                return false;
+            }
+            lane = r.lane;
+            let tip = &mut tips[r.lane as usize];
+            if !tip.followed_by(r.at) {
+                return false;
+            }
+            *tip = r.at;
+            gas = match gas.checked_add(r.gas) {
+                Some(g) if g <= self.limits.max_block_gas => g,
+                _ => return false,
+            };
+            // A certificate already checked when it arrived needs no second look.
+            let known = state.certified.get(&(r.lane, r.at)) == Some(r);
+            if !known && let Err(e) = r.check(&self.genesis, &self.members, self.quorum) {
+                tracing::debug!(error = %e, "a block names a batch without a valid certificate");
+                return false;
+            }
+        }
+        tips == block.tips
     }
 
-    /// Takes blocks off the network until the channel closes: decodes, stores, and answers
-    /// the verifications waiting for them.
+    /// Takes blocks and lane messages off the network until the channel closes.
     pub async fn run_receiver<R: Receiver<PublicKey = Identity>>(self, mut blocks_in: R) {
         while let Ok((peer, bytes)) = blocks_in.recv().await {
             self.receive(peer, bytes);
         }
     }
 
+    /// Cuts this validator's lane batches every `interval`, and sends again what still lacks
+    /// acknowledgements or inclusion, until the task is dropped.
+    pub async fn run_lanes<C: Clock>(self, clock: C, interval: Duration) {
+        loop {
+            clock.sleep(interval).await;
+            self.lane_tick();
+        }
+    }
+
+    /// One round of the lane: cut new batches (while few wait for acknowledgements), send
+    /// again batches and certificates that seem lost.
+    pub fn lane_tick(&self) {
+        let mut outgoing: Vec<(Recipients<Identity>, Vec<u8>)> = Vec::new();
+        let tick = {
+            let mut state = self.state();
+            state.tick += 1;
+            state.tick
+        };
+        for _ in 0..MAX_CUT_PER_TICK {
+            if self.state().pending.len() >= MAX_PENDING {
+                break;
+            }
+            // Outside the lock: the source reads the pool.
+            let Some((payload, gas)) = self.source.lane_batch() else {
+                break;
+            };
+            let mut state = self.state();
+            state.seq += 1;
+            let batch = Arc::new(LaneBatch {
+                lane: self.me,
+                at: Tip {
+                    epoch: state.epoch,
+                    seq: state.seq,
+                },
+                gas,
+                payload,
+            });
+            let digest = batch.digest();
+            let own = sign_ack(&self.key, &self.genesis, self.me, batch.at, gas, &digest);
+            state.stats.cut += 1;
+            state.batches.insert(digest, batch.clone());
+            state.acked.insert((self.me, batch.at), digest);
+            let pending = Pending {
+                batch: batch.clone(),
+                digest,
+                acks: BTreeMap::from([(self.me, own)]),
+                sent: tick,
+            };
+            if let Some(cert) = self.certify(&mut state, pending) {
+                outgoing.push((Recipients::All, cert));
+            } else {
+                outgoing.push((Recipients::All, batch.encode()));
+            }
+        }
+        {
+            let mut state = self.state();
+            let members = &self.members;
+            for p in state.pending.values_mut() {
+                if p.sent + RETRY_TICKS <= tick {
+                    p.sent = tick;
+                    let missing: Vec<Identity> = members
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !p.acks.contains_key(&(*i as u32)))
+                        .map(|(_, id)| id.clone())
+                        .collect();
+                    outgoing.push((Recipients::Some(missing), p.batch.encode()));
+                }
+            }
+            if tick % RETRY_TICKS == 0 {
+                for ((lane, _), cert) in &state.certified {
+                    if *lane == self.me {
+                        outgoing.push((Recipients::All, cert.encode_cert()));
+                    }
+                }
+            }
+        }
+        for (to, message) in outgoing {
+            self.send(to, message);
+        }
+    }
+
+    /// Keeps `pending` until it has a quorum; then records its certificate and returns the
+    /// certificate message.
+    fn certify(&self, state: &mut State, pending: Pending) -> Option<Vec<u8>> {
+        if pending.acks.len() < self.quorum {
+            state.pending.insert(pending.batch.at.seq, pending);
+            return None;
+        }
+        let cert = LaneRef {
+            lane: self.me,
+            at: pending.batch.at,
+            gas: pending.batch.gas,
+            digest: pending.digest,
+            acks: pending.acks.into_iter().collect(),
+        };
+        state.stats.certified += 1;
+        let message = cert.encode_cert();
+        state.certified.insert((self.me, cert.at), cert);
+        Some(message)
+    }
+
     fn receive(&self, peer: Identity, bytes: IoBuf) {
         let raw = bytes.as_ref();
-        if raw.first() == Some(&REQUEST) {
-            self.answer(peer, raw);
-            return;
+        match raw.first() {
+            Some(&REQUEST) | Some(&LANE_REQUEST) => self.answer(peer, raw),
+            Some(&GOSSIP) => {
+                if let Some(sink) = &self.gossip_sink {
+                    sink(peer, &raw[1..]);
+                }
+            }
+            Some(&LANE_BATCH) => self.on_batch(peer, raw),
+            Some(&LANE_ACK) => self.on_ack(peer, raw),
+            Some(&LANE_CERT) => self.on_cert(peer, raw),
+            _ => self.on_block(peer, raw),
         }
-        if raw.first() == Some(&GOSSIP) {
-            if let Some(sink) = &self.gossip_sink {
-                sink(peer, &raw[1..]);
+    }
+
+    /// A lane batch: from its owner (acknowledge it if valid and the first at its position)
+    /// or an answer to a request.
+    fn on_batch(&self, peer: Identity, raw: &[u8]) {
+        let sender = self.members.iter().position(|m| *m == peer);
+        let batch = match LaneBatch::decode(raw, self.limits.max_batch_bytes) {
+            Ok(b) if sender.is_some() => b,
+            _ => {
+                let mut state = self.state();
+                self.refuse(&mut state, &peer);
+                return;
+            }
+        };
+        let digest = batch.digest();
+        if sender != Some(batch.lane as usize) || batch.lane == self.me {
+            // Not from its owner: only data this validator asked for is taken.
+            let mut state = self.state();
+            if state.wanted.remove(&digest).is_some() {
+                state.batches.insert(digest, Arc::new(batch));
+            } else if !state.batches.contains_key(&digest) {
+                self.refuse(&mut state, &peer);
             }
             return;
         }
+        let position = (batch.lane, batch.at);
+        {
+            let mut state = self.state();
+            match state.acked.get(&position) {
+                Some(d) if *d == digest => {
+                    // Sent again (our acknowledgement was lost): acknowledge again below.
+                }
+                Some(_) => {
+                    // A second batch at one position: never acknowledged.
+                    state.stats.refused += 1;
+                    self.refuse(&mut state, &peer);
+                    return;
+                }
+                None => {
+                    drop(state);
+                    // Outside the lock: checking recovers every sender.
+                    if !(self.check)(batch.lane, &batch.payload, batch.gas) {
+                        let mut state = self.state();
+                        state.stats.refused += 1;
+                        self.refuse(&mut state, &peer);
+                        return;
+                    }
+                    let mut state = self.state();
+                    if state.acked.get(&position).is_some_and(|d| *d != digest) {
+                        return;
+                    }
+                    state.acked.insert(position, digest);
+                    state.stats.acked += 1;
+                }
+            }
+        }
+        let ack = Ack {
+            lane: batch.lane,
+            at: batch.at,
+            gas: batch.gas,
+            digest,
+            signature: sign_ack(
+                &self.key,
+                &self.genesis,
+                batch.lane,
+                batch.at,
+                batch.gas,
+                &digest,
+            ),
+        };
+        self.state().batches.insert(digest, Arc::new(batch));
+        self.send(Recipients::One(peer), ack.encode());
+    }
+
+    /// An acknowledgement of one of this validator's batches.
+    fn on_ack(&self, peer: Identity, raw: &[u8]) {
+        let signer = self.members.iter().position(|m| *m == peer);
+        let mut state = self.state();
+        let (ack, signer) = match (Ack::decode(raw), signer) {
+            (Ok(ack), Some(signer)) if ack.lane == self.me => (ack, signer as u32),
+            _ => {
+                self.refuse(&mut state, &peer);
+                return;
+            }
+        };
+        let Some(pending) = state.pending.remove(&ack.at.seq) else {
+            // Late: the batch is certified already.
+            return;
+        };
+        let mut pending = pending;
+        let message = ack_message(&self.genesis, ack.lane, ack.at, ack.gas, &ack.digest);
+        if pending.batch.at != ack.at
+            || pending.batch.gas != ack.gas
+            || pending.digest != ack.digest
+            || !peer.verify(ACK_NAMESPACE, &message, &ack.signature)
+        {
+            self.refuse(&mut state, &peer);
+            state.pending.insert(pending.batch.at.seq, pending);
+            return;
+        }
+        pending.acks.insert(signer, ack.signature);
+        if let Some(cert) = self.certify(&mut state, pending) {
+            drop(state);
+            self.send(Recipients::All, cert);
+        }
+    }
+
+    /// A certificate of some lane's batch.
+    fn on_cert(&self, peer: Identity, raw: &[u8]) {
+        let cert = match LaneRef::decode_cert(raw, self.members.len()) {
+            Ok(c) => c,
+            Err(_) => {
+                let mut state = self.state();
+                self.refuse(&mut state, &peer);
+                return;
+            }
+        };
+        let key = (cert.lane, cert.at);
+        {
+            let state = self.state();
+            if state.certified.get(&key) == Some(&cert)
+                || state
+                    .final_tips
+                    .get(cert.lane as usize)
+                    .is_some_and(|t| cert.at <= *t)
+            {
+                return;
+            }
+        }
+        if let Err(e) = cert.check(&self.genesis, &self.members, self.quorum) {
+            tracing::debug!(%peer, error = %e, "refused a lane certificate");
+            let mut state = self.state();
+            self.refuse(&mut state, &peer);
+            return;
+        }
+        self.state().certified.insert(key, cert);
+    }
+
+    /// A block: stored, and the verifications waiting for it (or for it as a parent) answered.
+    fn on_block(&self, peer: Identity, raw: &[u8]) {
         let block = match Proposal::decode(raw, &self.limits) {
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "refused a block");
-                *self.state().refused.entry(peer).or_default() += 1;
+                let mut state = self.state();
+                self.refuse(&mut state, &peer);
                 return;
             }
         };
         let digest = block.digest();
         let mut state = self.state();
-        let waiting = state.waiting.remove(&digest).unwrap_or_default();
-        for (context, response) in waiting {
-            let verdict = self.judge(&state, &context, &block);
-            let _ = response.send(verdict);
-        }
+        state.wanted_blocks.remove(&digest);
         state.blocks.entry(digest).or_insert(block);
-        // A block can be the missing parent of one that arrived first.
-        let children: Vec<Digest> = state
+        // Verifications waiting for this block or for it as a parent.
+        let ready: Vec<Digest> = state
             .waiting
             .keys()
             .copied()
-            .filter(|d| state.blocks.get(d).is_some_and(|b| b.parent == digest))
+            .filter(|d| {
+                state
+                    .blocks
+                    .get(d)
+                    .is_some_and(|b| self.parent_info(&state, &b.parent).is_some())
+            })
             .collect();
-        for child in children {
-            if let (Some(waiting), Some(block)) = (
-                state.waiting.remove(&child),
-                state.blocks.get(&child).cloned(),
-            ) {
+        for d in ready {
+            if let (Some(waiting), Some(block)) =
+                (state.waiting.remove(&d), state.blocks.get(&d).cloned())
+            {
                 for (context, response) in waiting {
                     let verdict = self.judge(&state, &context, &block);
                     let _ = response.send(verdict);
                 }
             }
         }
+    }
+
+    /// A block finalized: lanes below its tips need nothing more.
+    fn on_finalized(&self, state: &mut State, digest: &Digest) {
+        let Some(tips) = state.blocks.get(digest).map(|b| b.tips.clone()) else {
+            return;
+        };
+        for (final_tip, tip) in state.final_tips.iter_mut().zip(&tips) {
+            *final_tip = (*final_tip).max(*tip);
+        }
+        let final_tips = state.final_tips.clone();
+        let done = |lane: u32, at: &Tip| final_tips.get(lane as usize).is_some_and(|t| at <= t);
+        state.certified.retain(|(lane, at), _| !done(*lane, at));
+        state.acked.retain(|(lane, at), _| !done(*lane, at));
+        let me = self.me;
+        state.pending.retain(|_, p| !done(me, &p.batch.at));
     }
 }
 
@@ -505,14 +1082,13 @@ impl<S: Sender<PublicKey = Identity>> Automaton for Application<S> {
     async fn propose(&mut self, context: Self::Context) -> oneshot::Receiver<Digest> {
         let (response, receiver) = oneshot::channel();
         let (_, parent) = context.parent;
-        let parent_known = {
+        let parent_time = {
             let state = self.state();
-            self.height_of(&state, &parent)
-                .zip(self.timestamp_of(&state, &parent))
+            self.parent_info(&state, &parent).map(|(_, time, _)| time)
         };
         // Without the parent's block there is nothing to build on: decline (the view is
         // nullified and another leader tries).
-        let Some((parent_height, parent_time)) = parent_known else {
+        let Some(parent_time) = parent_time else {
             return receiver;
         };
         let view = context.round.view().get();
@@ -520,23 +1096,25 @@ impl<S: Sender<PublicKey = Identity>> Automaton for Application<S> {
         let due = parent_time.saturating_add(interval);
         let now = self.source.timestamp();
         if interval > 0 && now < due {
-            // Pace the chain: build the block when it is due (with what arrived by then).
+            // Pace the chain: build the block when it is due (with what is certified by then).
             let app = self.clone();
             let wait = Duration::from_millis(due - now);
             let spawned = std::thread::Builder::new()
                 .name("propose".into())
                 .spawn(move || {
                     std::thread::sleep(wait);
-                    let digest = app.build(parent, parent_height + 1, view, parent_time);
-                    let _ = response.send(digest);
+                    if let Some(digest) = app.build(parent, view) {
+                        let _ = response.send(digest);
+                    }
                 });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "cannot wait to propose; declining the view");
             }
             return receiver;
         }
-        let digest = self.build(parent, parent_height + 1, view, parent_time);
-        let _ = response.send(digest);
+        if let Some(digest) = self.build(parent, view) {
+            let _ = response.send(digest);
+        }
         receiver
     }
 
@@ -544,7 +1122,7 @@ impl<S: Sender<PublicKey = Identity>> Automaton for Application<S> {
         let (response, receiver) = oneshot::channel();
         let mut state = self.state();
         let known = state.blocks.get(&payload).cloned();
-        let parent_known = self.height_of(&state, &context.parent.1).is_some();
+        let parent_known = self.parent_info(&state, &context.parent.1).is_some();
         match known {
             Some(block) if parent_known => {
                 let verdict = self.judge(&state, &context, &block);
@@ -595,6 +1173,7 @@ impl<S: Sender<PublicKey = Identity>> Reporter for Application<S> {
                 state
                     .finalized
                     .insert(f.proposal.round.view().get(), f.proposal.payload);
+                self.on_finalized(&mut state, &f.proposal.payload);
             }
             Activity::ConflictingNotarize(c) => state.faults.push(Fault {
                 kind: "conflicting-notarize",
@@ -627,7 +1206,8 @@ mod tests {
             view: 9,
             timestamp: 1_700_000_000,
             parent: genesis_digest(1),
-            batches: vec![b"tx-one".to_vec(), Vec::new(), vec![0xff; 300]],
+            tips: vec![Tip { epoch: 3, seq: 2 }, Tip::default()],
+            refs: Vec::new(),
         }
     }
 
@@ -659,28 +1239,27 @@ mod tests {
             Err(BlockError::Malformed("trailing bytes"))
         );
         let mut version = bytes.clone();
-        version[0] = 2;
+        version[0] = 1;
         assert!(Proposal::decode(&version, &limits).is_err());
-        let small = Limits {
-            max_batches: 2,
-            max_block_bytes: 1_000,
-        };
-        assert_eq!(
-            Proposal::decode(&bytes, &small),
-            Err(BlockError::TooManyBatches(3))
-        );
         let tiny = Limits {
-            max_batches: 8,
-            max_block_bytes: 100,
+            max_block_bytes: 50,
+            ..limits
         };
         assert_eq!(
             Proposal::decode(&bytes, &tiny),
             Err(BlockError::TooLarge(bytes.len()))
         );
-        // A batch length pointing past the end.
-        let mut lying = bytes;
-        let at = 1 + 8 + 8 + 8 + 32 + 4;
+        // A lane count pointing past the end, and a reference count over the limit.
+        let at = 1 + 8 + 8 + 8 + 32;
+        let mut lying = bytes.clone();
         lying[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(Proposal::decode(&lying, &limits).is_err());
+        let mut many = bytes;
+        let refs_at = at + 4 + 2 * 16;
+        many[refs_at..refs_at + 4].copy_from_slice(&1_000u32.to_be_bytes());
+        assert_eq!(
+            Proposal::decode(&many, &limits),
+            Err(BlockError::TooManyRefs(1_000))
+        );
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod keys;
+pub mod lanes;
 pub mod validator;
 
 /// Helpers for tests that run validators on 127.0.0.1 (this crate's and the node's).

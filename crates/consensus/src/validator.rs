@@ -85,6 +85,10 @@ pub struct ValidatorConfig {
     pub check: BatchCheck,
     /// Where transactions forwarded by other validators go, if anywhere.
     pub gossip_sink: Option<crate::app::GossipSink>,
+    /// How often this validator cuts a batch of its lane.
+    pub lane_interval: Duration,
+    /// Limits of blocks and lane batches (the block gas limit among them).
+    pub limits: Limits,
 }
 
 /// Runs the validator until `stop` is set. `on_start` gets the application (for its
@@ -122,10 +126,11 @@ pub fn run(
     let peers: Map<Identity, Address> =
         Map::try_from_iter(peers).map_err(|e| ValidatorError::Peers(format!("{e:?}")))?;
     let n = cfg.validators.len();
-    let limits = Limits::default();
+    let limits = cfg.limits;
     let max_size = max_message_size(&[
         simplex::max_payload_size::<Scheme, Digest>(n as u32),
         limits.max_block_bytes,
+        limits.max_batch_bytes + 64,
     ]);
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
         Sake {
@@ -161,8 +166,18 @@ pub fn run(
         let votes = channels.pop().expect("four channels");
         network.start();
 
-        let mut app =
-            Application::new(cfg.chain_id, cfg.source, cfg.check, limits).with_sender(blocks.0);
+        // Membership was checked above.
+        let Some(app) = Application::new(
+            cfg.chain_id,
+            &cfg.key,
+            &cfg.validators,
+            cfg.source,
+            cfg.check,
+            limits,
+        ) else {
+            return;
+        };
+        let mut app = app.with_sender(blocks.0);
         if let Some(sink) = cfg.gossip_sink {
             app = app.with_gossip_sink(sink);
         }
@@ -202,6 +217,11 @@ pub fn run(
         context
             .child("blocks")
             .spawn(move |_| receiver.run_receiver(blocks.1));
+        let lanes = app.clone();
+        let lane_interval = cfg.lane_interval;
+        context
+            .child("lanes")
+            .spawn(move |context| lanes.run_lanes(context, lane_interval));
         on_start(app);
         while !stop.load(Ordering::Relaxed) {
             context.sleep(Duration::from_millis(50)).await;

@@ -16,26 +16,35 @@ use std::{
 use pharos_consensus::{
     ValidatorKey, ValidatorSet,
     app::{BatchCheck, BatchSource},
+    lanes::Tip,
     validator::{self, NetApplication, ValidatorConfig},
 };
 
-struct Batches(usize);
+struct Batches(usize, Mutex<u64>);
 
 impl BatchSource for Batches {
-    fn batches(&self, height: u64) -> Vec<Vec<u8>> {
-        vec![
-            [
-                b"tx".as_slice(),
-                &height.to_be_bytes(),
-                &(self.0 as u64).to_be_bytes(),
-            ]
-            .concat(),
+    fn lane_batch(&self) -> Option<(Vec<u8>, u64)> {
+        let mut cut = self.1.lock().expect("lock");
+        *cut += 1;
+        let payload = [
+            b"tx".as_slice(),
+            &cut.to_be_bytes(),
+            &(self.0 as u64).to_be_bytes(),
         ]
+        .concat();
+        Some((payload, 21_000))
+    }
+
+    fn timestamp(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default()
     }
 }
 
 fn check() -> BatchCheck {
-    Arc::new(|b: &[u8]| b.starts_with(b"tx"))
+    Arc::new(|_lane, b: &[u8], _gas| b.starts_with(b"tx"))
 }
 
 struct Running {
@@ -53,9 +62,11 @@ fn launch(i: usize, key: &ValidatorKey, set: &ValidatorSet, dir: &Path) -> Runni
         validators: set.clone(),
         storage: dir.join(format!("validator-{i}")),
         leader_timeout: Duration::from_millis(500),
-        source: Arc::new(Batches(i)),
+        source: Arc::new(Batches(i, Mutex::new(0))),
         check: check(),
         gossip_sink: None,
+        lane_interval: Duration::from_millis(100),
+        limits: Default::default(),
     };
     let (s, a) = (stop.clone(), app.clone());
     let thread = std::thread::spawn(move || {
@@ -75,6 +86,20 @@ fn height(r: &Running) -> u64 {
         .filter_map(|f| app.block(&f.digest).map(|b| b.height))
         .max()
         .unwrap_or(0)
+}
+
+/// Lane tips in the highest finalized block `r` holds.
+fn tips(r: &Running) -> Vec<Tip> {
+    let guard = r.app.lock().expect("lock");
+    let Some(app) = guard.as_ref() else {
+        return Vec::new();
+    };
+    app.finalized()
+        .iter()
+        .filter_map(|f| app.block(&f.digest))
+        .max_by_key(|b| b.height)
+        .map(|b| b.tips)
+        .unwrap_or_default()
 }
 
 fn finalizations(r: &Running) -> usize {
@@ -130,7 +155,20 @@ fn four_validators_over_tcp_finalize_survive_a_stop_and_rejoin() {
         || live(&running, &[0, 1, 2, 3]) >= 5,
     );
 
+    // Every lane reaches the chain.
+    let lane3 = set.index_of(&keys[3].identity()).expect("member");
+    wait(
+        "every lane is in a finalized block",
+        Duration::from_secs(30),
+        || {
+            running[0]
+                .as_ref()
+                .is_some_and(|r| tips(r).iter().all(|t| t.seq > 0))
+        },
+    );
+
     // Stop validator 3: three of four are a quorum.
+    let before = running[0].as_ref().map(tips).unwrap_or_default()[lane3];
     if let Some(r) = running[3].take() {
         shut(r);
     }
@@ -147,6 +185,16 @@ fn four_validators_over_tcp_finalize_survive_a_stop_and_rejoin() {
         "the restarted validator follows",
         Duration::from_secs(60),
         || running[3].as_ref().map_or(0, finalizations) >= 3,
+    );
+    // Its lane goes on in a new epoch.
+    wait(
+        "the restarted validator's lane moves to a new epoch",
+        Duration::from_secs(60),
+        || {
+            running[0]
+                .as_ref()
+                .is_some_and(|r| tips(r)[lane3].epoch > before.epoch)
+        },
     );
     // The same digest for every view two validators both finalized.
     let mut by_view = std::collections::BTreeMap::new();

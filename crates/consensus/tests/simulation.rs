@@ -7,7 +7,7 @@
 use std::{
     collections::BTreeMap,
     num::{NonZeroU16, NonZeroUsize},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -32,7 +32,7 @@ use commonware_runtime::{
 use commonware_utils::{NZDuration, NZU16, NZU32, NZUsize, Probability};
 use pharos_consensus::{
     Identity, Scheme, ValidatorKey, ValidatorSet,
-    app::{Application, BatchCheck, BatchSource, Limits, genesis_digest},
+    app::{Application, BatchCheck, BatchSource, FinalizedBlock, Limits, genesis_digest},
 };
 
 const CHAIN_ID: u64 = 1337;
@@ -44,21 +44,26 @@ const CHANNELS: [u64; 4] = [0, 1, 2, 3];
 
 type Sender = simulated::Sender<Identity, deterministic::Context>;
 
-/// Batches a validator proposes: `honest` ones pass the check, a Byzantine validator's do not.
+/// Lane batches a validator cuts: `honest` ones pass the check, a Byzantine validator's do
+/// not.
 struct Batches {
     me: usize,
     honest: bool,
+    cut: Mutex<u64>,
 }
 
 impl BatchSource for Batches {
-    fn batches(&self, height: u64) -> Vec<Vec<u8>> {
+    fn lane_batch(&self) -> Option<(Vec<u8>, u64)> {
         let tag: &[u8] = if self.honest { b"tx" } else { b"BAD" };
-        vec![[tag, &height.to_be_bytes(), &(self.me as u64).to_be_bytes()].concat()]
+        let mut cut = self.cut.lock().expect("lock");
+        *cut += 1;
+        let payload = [tag, &cut.to_be_bytes(), &(self.me as u64).to_be_bytes()].concat();
+        Some((payload, 21_000))
     }
 }
 
 fn check() -> BatchCheck {
-    Arc::new(|batch: &[u8]| batch.starts_with(b"tx"))
+    Arc::new(|_lane, batch: &[u8], gas| batch.starts_with(b"tx") && gas == 21_000)
 }
 
 struct Validator {
@@ -186,6 +191,13 @@ async fn start(
             .with_attribute("validator", &v.identity)
             .spawn(move |_| receiver.run_receiver(blocks.1)),
     );
+    let lanes = app.clone();
+    v.handles.push(
+        context
+            .child("lanes")
+            .with_attribute("validator", &v.identity)
+            .spawn(move |context| lanes.run_lanes(context, Duration::from_millis(100))),
+    );
 }
 
 fn crash(v: &mut Validator) {
@@ -263,6 +275,24 @@ async fn advance(
     wait_for(context, validators, watch, from + blocks, deadline).await
 }
 
+/// The finalized chain of `app` from height 1 with every lane batch, fetching what it lacks
+/// from the others.
+async fn synced_chain(
+    context: &deterministic::Context,
+    app: &Application<Sender>,
+) -> Vec<FinalizedBlock> {
+    for _ in 0..300 {
+        let newest = app.finalized().last().map(|f| f.digest);
+        if let Ok(chain) = app.sync_from(1)
+            && chain.last().map(|b| b.digest) == newest
+        {
+            return chain;
+        }
+        context.sleep(Duration::from_millis(100)).await;
+    }
+    panic!("missing blocks or lane batches were not fetched");
+}
+
 fn seed(default: u64) -> u64 {
     std::env::var("PHAROS_SIM_SEED")
         .ok()
@@ -324,10 +354,19 @@ fn simulate<F, Fut>(
             let source = Arc::new(Batches {
                 me: i,
                 honest: byzantine != Some(i),
+                cut: Mutex::new(0),
             });
+            let app = Application::new(CHAIN_ID, &key, &set, source, check(), Limits::default())
+                .expect("a member");
+            // The Byzantine validator also puts its own batches into its blocks uncertified.
+            let app = if byzantine == Some(i) {
+                app.proposing_uncertified()
+            } else {
+                app
+            };
             validators.push(Validator {
                 identity: key.identity(),
-                app: Application::new(CHAIN_ID, source, check(), Limits::default()),
+                app,
                 key,
                 handles: Vec::new(),
                 equivocates: equivocator == Some(i),
@@ -365,33 +404,43 @@ fn four_validators_finalize_with_delay_and_loss() {
                     "no equivocation among honest validators"
                 );
                 // The finalized chain, in height order, links parent to child from genesis;
-                // blocks whose broadcast was lost are fetched from the others by digest.
-                let mut chain = v.app.sync_from(1);
-                for _ in 0..300 {
-                    if chain.is_ok() {
-                        break;
-                    }
-                    context.sleep(Duration::from_millis(100)).await;
-                    chain = v.app.sync_from(1);
-                }
-                let chain = chain.expect("missing blocks were fetched");
+                // blocks and lane batches whose broadcast was lost are fetched by digest.
+                let chain = synced_chain(&context, &v.app).await;
                 let mut parent = v.app.genesis();
-                for (i, (digest, block)) in chain.iter().enumerate() {
+                let mut lanes = std::collections::BTreeSet::new();
+                for (i, b) in chain.iter().enumerate() {
                     assert_eq!(
-                        block.height,
+                        b.block.height,
                         i as u64 + 1,
                         "seed {seed}: contiguous heights"
                     );
                     assert_eq!(
-                        block.parent, parent,
+                        b.block.parent, parent,
                         "seed {seed}: each block extends the last"
                     );
-                    parent = *digest;
+                    assert_eq!(b.batches.len(), b.block.refs.len());
+                    for (r, batch) in b.block.refs.iter().zip(&b.batches) {
+                        assert_eq!(batch.digest(), r.digest, "seed {seed}: the named batch");
+                        lanes.insert(r.lane);
+                    }
+                    parent = b.digest;
                 }
                 assert!(
                     chain.len() >= 30,
                     "seed {seed}: the chain reaches height 30"
                 );
+                assert_eq!(
+                    lanes.len(),
+                    4,
+                    "seed {seed}: every validator's lane reaches the chain"
+                );
+                // Each lane's batches appear once each, in order.
+                let mut seen = std::collections::HashSet::new();
+                for b in &chain {
+                    for r in &b.block.refs {
+                        assert!(seen.insert(r.digest), "seed {seed}: a batch included twice");
+                    }
+                }
             }
         },
     );
@@ -438,16 +487,29 @@ fn seven_validators_with_an_invalid_proposer_and_an_equivocator() {
             let culprit = set
                 .index_of(&validators[equivocator].identity)
                 .expect("member") as u32;
+            let bad_lane = set
+                .index_of(&validators[bad_batches].identity)
+                .expect("member") as u32;
             let mut evidence = 0;
             for app in &apps {
-                for (_, digest, _) in chain(app) {
-                    if let Some(block) = app.block(&digest) {
+                let mut lanes = std::collections::BTreeSet::new();
+                for b in synced_chain(&context, app).await {
+                    for batch in &b.batches {
                         assert!(
-                            block.batches.iter().all(|b| b.starts_with(b"tx")),
+                            batch.payload.starts_with(b"tx"),
                             "seed {seed}: a block with an invalid batch was finalized"
                         );
+                        lanes.insert(batch.lane);
                     }
                 }
+                assert!(
+                    !lanes.contains(&bad_lane),
+                    "seed {seed}: the invalid lane never certifies"
+                );
+                assert!(
+                    lanes.len() >= 5,
+                    "seed {seed}: the honest lanes reach the chain: {lanes:?}"
+                );
                 for fault in app.faults() {
                     assert_eq!(
                         fault.signer, culprit,

@@ -2,20 +2,27 @@
 //! what the next block holds, and every validator executes the finalized blocks in height
 //! order through the same stages (execute, merkleize, flush).
 //!
-//! - The leader of a view proposes the best transactions of its own pool
-//!   ([`PoolSource`]), framed into batches; its timestamp is its clock, never below the parent's,
-//!   and it waits until the parent is one block time old (`--block-time`) before proposing.
-//! - A validator votes for a proposal only if every transaction in it decodes, is signed for
-//!   this chain and recovers a sender ([`batch_check`]).
+//! - Lanes: every validator owns a lane, and every sender is routed to one lane
+//!   ([`lane_of`]: the low bytes of the address modulo the number of validators). A
+//!   validator's pool admits transactions from its clients and forwards those of other lanes
+//!   to their owners (again after a while if they are still waiting: the network may drop a
+//!   message). Every 50 ms a validator cuts the transactions of its own lane into batches
+//!   ([`PoolSource`]), the other validators acknowledge them, and a block orders the certified
+//!   batches of all lanes. A sender's transactions therefore travel in one lane, in nonce
+//!   order, and are never included twice.
+//! - A validator acknowledges a batch only if every transaction in it decodes, is signed for
+//!   this chain, belongs to that lane and the declared gas adds up ([`batch_check`]).
+//! - Blocks are paced: a leader waits until its parent is one block time old
+//!   (`--block-time`); the timestamp is its clock, never below the parent's.
 //! - The follower ([`follow`]) takes the finalized chain from the application, decodes each
-//!   block's transactions and executes it with the block's timestamp; a transaction that is
-//!   invalid on the state (nonce, balance, gas) is left out on every validator alike.
+//!   block's batches (or takes the senders recovered when the batch was checked) and executes
+//!   it with the block's timestamp; a transaction that is invalid on the state (nonce, balance,
+//!   gas) is left out on every validator alike.
 //!
-//! A validator that lacks a finalized block's bytes (restarted, joined late, lost a message)
-//! asks the others for it by digest and goes on when it arrives.
+//! A validator that lacks a finalized block or lane batch (restarted, joined late, lost a
+//! message) asks the others for it by digest and goes on when it arrives.
 //!
-//! Not yet: lanes (all validators proposing at once), forwarding transactions between pools,
-//! and certifying state roots.
+//! Not yet: certifying state roots.
 
 use std::{
     sync::{
@@ -25,12 +32,15 @@ use std::{
     time::Duration,
 };
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, VecDeque},
+    time::Instant,
+};
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use pharos_consensus::{
     Identity, ValidatorKey, ValidatorSet,
-    app::{BatchCheck, BatchSource, GossipSink},
+    app::{BatchCheck, BatchSource, FinalizedBlock, GossipSink, Limits},
     validator::{self, NetApplication, ValidatorConfig},
 };
 use pharos_primitives::{ChainSpec, RecoveredTx};
@@ -40,8 +50,10 @@ use tokio::sync::watch;
 
 use crate::{NodeError, Producer};
 
-/// Transactions per batch of a proposal.
+/// Transactions per lane batch.
 const BATCH_TXS: usize = 512;
+/// How often a validator cuts a batch of its lane.
+const LANE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What a validator node needs beyond a dev node.
 #[derive(Debug, Clone)]
@@ -119,32 +131,87 @@ impl DecodedBatches {
     }
 }
 
-/// The leader's transactions: the pool's best, as it would fill a local block.
+/// The lane of `sender` among `lanes` validators.
+pub fn lane_of(sender: &Address, lanes: u32) -> u32 {
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&sender.0[12..20]);
+    (u64::from_be_bytes(low) % u64::from(lanes.max(1))) as u32
+}
+
+/// How long a sender's transactions handed to a lane batch are not handed out again (by then
+/// the batch executed, or was lost with its owner's restart).
+const PACKED_FOR: Duration = Duration::from_secs(5);
+
+/// This validator's lane: the pool's best transactions of the senders routed to it.
 pub struct PoolSource {
     /// The pool.
     pub pool: Arc<TxPool>,
-    /// Block gas limit.
+    /// Most gas of one batch.
     pub gas_limit: u64,
-    /// Most transactions per block.
-    pub max_txs: usize,
     /// The chain's block time.
     pub block_time: Duration,
-    /// Where the leader's own batches are remembered decoded.
+    /// Where batches are remembered decoded.
     pub decoded: Arc<DecodedBatches>,
+    /// This validator's lane.
+    pub lane: u32,
+    /// How many lanes (validators).
+    pub lanes: u32,
+    /// Per sender, the nonce after its last transaction in a batch, and when.
+    packed: std::sync::Mutex<HashMap<Address, (u64, Instant)>>,
+}
+
+impl PoolSource {
+    /// Lane `lane` of `lanes`, fed by `pool`.
+    pub fn new(
+        pool: Arc<TxPool>,
+        gas_limit: u64,
+        block_time: Duration,
+        decoded: Arc<DecodedBatches>,
+        lane: u32,
+        lanes: u32,
+    ) -> Self {
+        Self {
+            pool,
+            gas_limit,
+            block_time,
+            decoded,
+            lane,
+            lanes,
+            packed: Default::default(),
+        }
+    }
 }
 
 impl BatchSource for PoolSource {
-    fn batches(&self, _height: u64) -> Vec<Vec<u8>> {
+    fn lane_batch(&self) -> Option<(Vec<u8>, u64)> {
+        let Ok(mut packed) = self.packed.lock() else {
+            return None;
+        };
+        let now = Instant::now();
+        packed.retain(|_, (_, at)| now.duration_since(*at) < PACKED_FOR);
+        if packed.len() > 10_000 {
+            self.pool.retain_ahead(&mut packed, |(nonce, _)| *nonce);
+        }
+        let next: HashMap<Address, u64> = packed.iter().map(|(a, (n, _))| (*a, *n)).collect();
+        let (lane, lanes) = (self.lane, self.lanes);
         // Any fee: the base fee of the block is only known once its parent executed; an
         // underpriced transaction is left out at execution.
-        let txs = self.pool.best_transactions(0, self.gas_limit, self.max_txs);
-        txs.chunks(BATCH_TXS)
-            .map(|chunk| {
-                let batch = encode_batch(chunk.iter().map(|t| t.encoded().as_ref()));
-                self.decoded.insert(&batch, chunk.to_vec());
-                batch
-            })
-            .collect()
+        let txs = self
+            .pool
+            .best_transactions_for(&next, 0, self.gas_limit, BATCH_TXS, &|sender| {
+                lane_of(sender, lanes) == lane
+            });
+        if txs.is_empty() {
+            return None;
+        }
+        let mut gas = 0u64;
+        for tx in &txs {
+            gas = gas.saturating_add(tx.gas_limit());
+            packed.insert(tx.sender(), (tx.nonce() + 1, now));
+        }
+        let batch = encode_batch(txs.iter().map(|t| t.encoded().as_ref()));
+        self.decoded.insert(&batch, txs);
+        Some((batch, gas))
     }
 
     fn timestamp(&self) -> u64 {
@@ -159,32 +226,63 @@ impl BatchSource for PoolSource {
     }
 }
 
-/// A proposal's batch is acceptable when all its transactions decode for this chain; the
+/// A lane batch deserves an acknowledgement when all its transactions decode for this chain,
+/// every sender belongs to the lane, and the gas limits add up to the declared gas; the
 /// decoded transactions are kept in `decoded` for the block's execution.
-pub fn batch_check(chain_id: u64, decoded: Arc<DecodedBatches>) -> BatchCheck {
-    Arc::new(move |batch: &[u8]| match decode_batch(batch, chain_id) {
-        Some(txs) => {
-            decoded.insert(batch, txs.into_iter().map(Arc::new).collect());
-            true
+pub fn batch_check(chain_id: u64, lanes: u32, decoded: Arc<DecodedBatches>) -> BatchCheck {
+    Arc::new(move |lane, batch: &[u8], gas| {
+        let Some(txs) = decode_batch(batch, chain_id) else {
+            return false;
+        };
+        let total = txs
+            .iter()
+            .try_fold(0u64, |sum, tx| sum.checked_add(tx.gas_limit()));
+        if total != Some(gas) || txs.iter().any(|tx| lane_of(&tx.sender(), lanes) != lane) {
+            return false;
         }
-        None => false,
+        decoded.insert(batch, txs.into_iter().map(Arc::new).collect());
+        true
     })
 }
 
+/// Forwarded transactions still in the pool after this long are forwarded again.
+const FORWARD_AGAIN: Duration = Duration::from_secs(2);
+/// Times a transaction is forwarded at most.
+const FORWARD_TRIES: u8 = 3;
+/// Forwarded transactions remembered for a retry at most.
+const FORWARD_MEMORY: usize = 200_000;
+
 /// Runs the validator (consensus on its own runtime and threads) until `stop`; returns the
 /// thread and, once it runs, its application. Transactions this node's pool admits from its
-/// own clients are forwarded to the other validators, and theirs enter this pool, so whoever
-/// leads next can include a transaction wherever it was sent.
+/// own clients are forwarded to the owners of their lanes; what the others forward enters
+/// this pool, for this validator's lane.
+#[allow(clippy::too_many_arguments)]
 pub fn start_validator(
     cfg: &ConsensusConfig,
     spec: Arc<ChainSpec>,
     store: Arc<Store>,
     storage: std::path::PathBuf,
-    source: PoolSource,
+    pool: Arc<TxPool>,
+    block_time: Duration,
+    decoded: Arc<DecodedBatches>,
     stop: Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, NetApplication), NodeError> {
     let chain_id = spec.chain_id();
-    let pool = source.pool.clone();
+    let lanes = cfg.validators.len() as u32;
+    let me = cfg
+        .validators
+        .index_of(&cfg.key.identity())
+        .ok_or_else(|| NodeError::Task("this validator key is not in the validator set".into()))?
+        as u32;
+    let gas_limit = store.head().header.gas_limit;
+    let source = PoolSource::new(
+        pool.clone(),
+        gas_limit,
+        block_time,
+        decoded.clone(),
+        me,
+        lanes,
+    );
     let (gossip_in, gossip_rx) = std::sync::mpsc::channel::<(Identity, Vec<u8>)>();
     let gossip_in = std::sync::Mutex::new(gossip_in);
     let sink: GossipSink = Arc::new(move |peer, batch: &[u8]| {
@@ -193,7 +291,6 @@ pub fn start_validator(
         }
     });
     let (tx, rx) = std::sync::mpsc::channel();
-    let decoded = source.decoded.clone();
     let config = ValidatorConfig {
         chain_id,
         key: cfg.key.clone(),
@@ -201,8 +298,13 @@ pub fn start_validator(
         storage,
         leader_timeout: cfg.leader_timeout,
         source: Arc::new(source),
-        check: batch_check(chain_id, decoded),
+        check: batch_check(chain_id, lanes, decoded),
         gossip_sink: Some(sink),
+        lane_interval: LANE_INTERVAL,
+        limits: Limits {
+            max_block_gas: gas_limit,
+            ..Limits::default()
+        },
     };
     let thread = std::thread::Builder::new()
         .name("consensus".into())
@@ -223,14 +325,8 @@ pub fn start_validator(
 
     // Transactions from other validators: recover, admit like RPC does; a batch that does
     // not decode is dropped (logged at debug with the peer), a refused transaction is skipped.
-    let from_peers: Arc<std::sync::Mutex<HashSet<B256>>> = Arc::default();
     {
-        let (pool, store, spec, from_peers) = (
-            pool.clone(),
-            store.clone(),
-            spec.clone(),
-            from_peers.clone(),
-        );
+        let (pool, store, spec) = (pool.clone(), store.clone(), spec.clone());
         std::thread::Builder::new()
             .name("gossip-in".into())
             .spawn(move || {
@@ -241,9 +337,6 @@ pub fn start_validator(
                     };
                     let Ok(snap) = store.snapshot() else { continue };
                     let base_fee = spec.next_base_fee(&snap.head().header);
-                    if let Ok(mut seen) = from_peers.lock() {
-                        seen.extend(txs.iter().map(|t| t.hash()));
-                    }
                     for tx in txs {
                         let _ = pool.add(tx, &snap, base_fee);
                     }
@@ -251,42 +344,78 @@ pub fn start_validator(
             })
             .map_err(|e| NodeError::Task(format!("starting gossip: {e}")))?;
     }
-    // Transactions this pool admitted from its own clients: forwarded in batches.
+    // Transactions this pool admitted for other lanes: forwarded to the lane's owner in
+    // batches, and again while they wait in the pool.
     {
         let (app, mut new_txs) = (app.clone(), pool.subscribe());
         std::thread::Builder::new()
             .name("gossip-out".into())
             .spawn(move || {
                 use tokio::sync::broadcast::error::TryRecvError;
-                let mut pending: Vec<Arc<RecoveredTx>> = Vec::new();
+                let mut pending: Vec<Vec<Arc<RecoveredTx>>> = vec![Vec::new(); lanes as usize];
+                let mut sent: VecDeque<(Instant, u8, Arc<RecoveredTx>)> = VecDeque::new();
+                let flush =
+                    |lane: usize,
+                     txs: &mut Vec<Arc<RecoveredTx>>,
+                     tries: u8,
+                     sent: &mut VecDeque<(Instant, u8, Arc<RecoveredTx>)>| {
+                        if txs.is_empty() {
+                            return;
+                        }
+                        app.forward(
+                            lane as u32,
+                            &encode_batch(txs.iter().map(|t| t.encoded().as_ref())),
+                        );
+                        let now = Instant::now();
+                        for tx in txs.drain(..) {
+                            sent.push_back((now, tries, tx));
+                        }
+                        while sent.len() > FORWARD_MEMORY {
+                            sent.pop_front();
+                        }
+                    };
                 while !stop.load(Ordering::Relaxed) {
                     match new_txs.try_recv() {
                         Ok(tx) => {
-                            let relayed = from_peers
-                                .lock()
-                                .map(|mut seen| seen.remove(&tx.hash()))
-                                .unwrap_or(false);
-                            if !relayed {
-                                pending.push(tx);
-                            }
-                            if pending.len() < BATCH_TXS {
+                            let lane = lane_of(&tx.sender(), lanes);
+                            if lane == me {
                                 continue;
+                            }
+                            let lane = lane as usize;
+                            pending[lane].push(tx);
+                            if pending[lane].len() >= BATCH_TXS {
+                                flush(lane, &mut pending[lane], 1, &mut sent);
                             }
                         }
                         Err(TryRecvError::Lagged(n)) => {
                             tracing::warn!(missed = n, "transaction forwarding fell behind");
-                            continue;
                         }
                         Err(TryRecvError::Closed) => break,
                         Err(TryRecvError::Empty) => {
-                            if pending.is_empty() {
-                                std::thread::sleep(Duration::from_millis(5));
-                                continue;
+                            for (lane, txs) in pending.iter_mut().enumerate() {
+                                flush(lane, txs, 1, &mut sent);
                             }
+                            // Forward again what is still waiting in the pool.
+                            let mut again: Vec<Vec<Arc<RecoveredTx>>> =
+                                vec![Vec::new(); lanes as usize];
+                            let mut tries = 0;
+                            while let Some((at, t, _)) = sent.front()
+                                && at.elapsed() >= FORWARD_AGAIN
+                            {
+                                tries = tries.max(*t + 1);
+                                if let Some((_, t, tx)) = sent.pop_front()
+                                    && t < FORWARD_TRIES
+                                    && pool.get(&tx.hash()).is_some()
+                                {
+                                    again[lane_of(&tx.sender(), lanes) as usize].push(tx);
+                                }
+                            }
+                            for (lane, txs) in again.iter_mut().enumerate() {
+                                flush(lane, txs, tries, &mut sent);
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
                         }
                     }
-                    app.gossip(&encode_batch(pending.iter().map(|t| t.encoded().as_ref())));
-                    pending.clear();
                 }
             })
             .map_err(|e| NodeError::Task(format!("starting gossip: {e}")))?;
@@ -326,7 +455,12 @@ pub fn follow(
             continue;
         }
         let mut failed = None;
-        for (digest, block) in chain {
+        for FinalizedBlock {
+            digest,
+            block,
+            batches,
+        } in chain
+        {
             if block.height != executed + 1 {
                 failed = Some(NodeError::Task(format!(
                     "finalized block {digest} has height {}, the chain is at {executed}: halting",
@@ -344,8 +478,8 @@ pub fn follow(
                 break;
             }
             let mut txs = Vec::new();
-            for batch in &block.batches {
-                match decoded.take_or_decode(batch, chain_id) {
+            for batch in &batches {
+                match decoded.take_or_decode(&batch.payload, chain_id) {
                     Some(batch_txs) => txs.extend(batch_txs),
                     // Validators only vote for blocks whose batches decode.
                     None => {

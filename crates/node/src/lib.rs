@@ -230,25 +230,23 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
         None => tokio::spawn(producer::run(producer, config.block_time, shutdown_rx)),
         Some(cc) => {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let source = consensus::PoolSource {
-                pool: pool.clone(),
-                gas_limit: head.header.gas_limit,
-                max_txs: config.max_block_txs,
-                block_time: config.block_time,
-                decoded: Arc::default(),
-            };
-            let decoded = source.decoded.clone();
+            let decoded: Arc<consensus::DecodedBatches> = Arc::default();
             let chain_id = config.spec.chain_id();
             let (thread, app) = {
-                let (cc, storage, stop, spec, store) = (
+                let (cc, storage, stop, spec, store, pool, block_time, decoded) = (
                     cc.clone(),
                     config.datadir.join("consensus"),
                     stop.clone(),
                     Arc::new(config.spec.clone()),
                     store.clone(),
+                    pool.clone(),
+                    config.block_time,
+                    decoded.clone(),
                 );
                 tokio::task::spawn_blocking(move || {
-                    consensus::start_validator(&cc, spec, store, storage, source, stop)
+                    consensus::start_validator(
+                        &cc, spec, store, storage, pool, block_time, decoded, stop,
+                    )
                 })
                 .await
                 .map_err(|e| NodeError::Task(e.to_string()))??

@@ -1,13 +1,17 @@
 //! Four nodes, each a validator, on 127.0.0.1 in one process: consensus decides the blocks,
 //! every node executes the finalized ones, and all end with the same blocks and state —
-//! including transactions that were only ever sent to one node's pool.
+//! including transactions that were only ever sent to one node's pool (forwarded to the owner
+//! of the sender's lane, then cut into that lane's batches).
 
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256};
 use pharos_consensus::{ValidatorKey, ValidatorSet};
 use pharos_executor::StateView as _;
-use pharos_node::{NodeConfig, RunningNode, consensus::ConsensusConfig};
+use pharos_node::{
+    NodeConfig, RunningNode,
+    consensus::{ConsensusConfig, lane_of},
+};
 use pharos_primitives::ChainSpec;
 use pharos_workload::{TxBuilder, Wallet};
 
@@ -76,31 +80,31 @@ async fn four_validator_nodes_agree_on_blocks_and_state() {
             node.pool.add(tx, &snap, 1_000_000_000).expect("admitted");
         }
     }
-    // A transaction sent to one node reaches other pools (forwarded between validators): one
-    // with a nonce gap, so it stays queued and is never executed.
+    // A transaction sent to a node that does not own the sender's lane is forwarded to the
+    // owner: one with a nonce gap, so it stays queued there and is never executed.
     let gapped = wallets[0].sign_recovered(builder.transfer(
         per_sender + 5,
         Address::repeat_byte(0x77),
         U256::from(1),
     ));
     let gapped_hash = gapped.hash();
+    let lane_of_node = |i: usize| set.index_of(&keys[i].identity()).expect("member") as u32;
+    let owner_lane = lane_of(&wallets[0].address(), 4);
+    let owner = (0..4)
+        .find(|i| lane_of_node(*i) == owner_lane)
+        .expect("an owner");
+    let entry = (0..4).find(|i| *i != owner).expect("another node");
     {
-        let snap = nodes[0].store.snapshot().expect("snapshot");
-        nodes[0]
+        let snap = nodes[entry].store.snapshot().expect("snapshot");
+        nodes[entry]
             .pool
             .add(gapped, &snap, 1_000_000_000)
             .expect("queued");
     }
-    // Forwarding is best effort (the p2p layer may drop a message under load): at least one
-    // other validator gets it.
     wait(
-        "the transaction is forwarded",
+        "the transaction is forwarded to its lane's owner",
         Duration::from_secs(60),
-        || {
-            nodes[1..]
-                .iter()
-                .any(|n| n.pool.get(&gapped_hash).is_some())
-        },
+        || nodes[owner].pool.get(&gapped_hash).is_some(),
     )
     .await;
     // Every node executes every transfer.

@@ -495,7 +495,39 @@ impl TxPool {
         gas_limit: u64,
         max_count: usize,
     ) -> Vec<Arc<RecoveredTx>> {
-        self.best_after(base_fee, gas_limit, max_count, &HashMap::default())
+        self.best_after(base_fee, gas_limit, max_count, &HashMap::default(), &|_| {
+            true
+        })
+    }
+
+    /// The best transactions of the senders `include` accepts, each sender continuing after
+    /// its nonce in `next_nonce` (transactions already handed out and not yet executed): a
+    /// validator cutting the next batch of its lane.
+    pub fn best_transactions_for(
+        &self,
+        next_nonce: &HashMap<Address, u64>,
+        base_fee: u64,
+        gas_limit: u64,
+        max_count: usize,
+        include: &dyn Fn(&Address) -> bool,
+    ) -> Vec<Arc<RecoveredTx>> {
+        self.best_after(base_fee, gas_limit, max_count, next_nonce, include)
+    }
+
+    /// Keeps in `next_nonce` only senders whose nonce in state is still below the entry's
+    /// nonce (`nonce_of` reads it from the value).
+    pub fn retain_ahead<V>(
+        &self,
+        next_nonce: &mut HashMap<Address, V>,
+        nonce_of: impl Fn(&V) -> u64,
+    ) {
+        let inner = self.inner.lock();
+        next_nonce.retain(|sender, v| {
+            inner
+                .senders
+                .get(sender)
+                .is_some_and(|q| q.state_nonce < nonce_of(v))
+        });
     }
 
     /// A look ahead: what [`Self::best_transactions`] would likely return for the block after
@@ -514,7 +546,7 @@ impl TxPool {
             let n = next.entry(tx.sender()).or_default();
             *n = (*n).max(tx.nonce() + 1);
         }
-        self.best_after(base_fee, gas_limit, max_count, &next)
+        self.best_after(base_fee, gas_limit, max_count, &next, &|_| true)
     }
 
     fn best_after(
@@ -523,6 +555,7 @@ impl TxPool {
         gas_limit: u64,
         max_count: usize,
         next_nonce: &HashMap<Address, u64>,
+        include: &dyn Fn(&Address) -> bool,
     ) -> Vec<Arc<RecoveredTx>> {
         struct Candidate {
             tip: u128,
@@ -552,6 +585,9 @@ impl TxPool {
         let arrival = |tx: &RecoveredTx| inner.by_hash.get(&tx.hash()).map_or(u64::MAX, |e| e.0);
         let mut heap = BinaryHeap::new();
         for (sender, q) in &inner.senders {
+            if !include(sender) {
+                continue;
+            }
             let first = match next_nonce.get(sender) {
                 Some(n) => q.state_nonce.max(*n),
                 None => q.state_nonce,
