@@ -9,6 +9,8 @@ use std::{
 
 use alloy_primitives::Address;
 use clap::{Args, Parser, Subcommand};
+
+mod testnet;
 use pharos_node::NodeConfig;
 use pharos_primitives::{ChainSpec, chain::DEV_CHAIN_ID};
 
@@ -70,25 +72,14 @@ struct KeyArgs {
 
 #[derive(Subcommand, Debug)]
 enum TestnetCommand {
-    /// Keys for N validators and the validator list they share (`validators.json`), with p2p
-    /// endpoints on 127.0.0.1.
-    Init(TestnetInitArgs),
-}
-
-#[derive(Args, Debug)]
-struct TestnetInitArgs {
-    /// Number of validators.
-    #[arg(long)]
-    validators: usize,
-    /// Directory for the keys and the list (created; must not hold a testnet already).
-    #[arg(long)]
-    dir: PathBuf,
-    /// p2p port of validator 0; validator i listens on base + i.
-    #[arg(long, default_value_t = 30300)]
-    base_port: u16,
-    /// Stake of every validator, in whole tokens.
-    #[arg(long, default_value_t = 1_000_000)]
-    stake: u64,
+    /// Everything a local cluster needs in one directory: keys for N validators, the list they
+    /// share (`validators.json`), the genesis, and one config file per node (`node-<i>.toml`,
+    /// for `pharos node --config`), with p2p and JSON-RPC ports on 127.0.0.1.
+    Init(testnet::InitArgs),
+    /// Starts a local cluster of N validators on 127.0.0.1 (writing its directory as `init`
+    /// does, or reusing one with --reuse), prints every node's JSON-RPC address, and runs
+    /// until Ctrl-C.
+    Run(testnet::RunArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -314,6 +305,11 @@ struct E2eArgs {
 
 #[derive(Args, Debug)]
 struct NodeArgs {
+    /// Read settings from a node config file (`pharos testnet init` writes one per node);
+    /// flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     #[command(flatten)]
     chain: ChainArgs,
 
@@ -384,6 +380,65 @@ struct NodeArgs {
     /// --block-time: a leader waits for its parent to be a block time old).
     #[arg(long = "consensus.leader-timeout", value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     leader_timeout: Duration,
+}
+
+/// Fills `args` from its `--config` file, except where the command line set a value.
+fn apply_config_file(
+    args: &mut NodeArgs,
+    matches: Option<&clap::ArgMatches>,
+) -> Result<(), String> {
+    let Some(path) = args.config.clone() else {
+        return Ok(());
+    };
+    let file = testnet::NodeFile::load(&path)?;
+    let given = |id: &str| {
+        matches.is_some_and(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    };
+    let duration = |text: &str| {
+        humantime::parse_duration(text).map_err(|e| format!("{}: {text:?}: {e}", path.display()))
+    };
+    if !given("datadir") && file.datadir.is_some() {
+        args.chain.datadir = file.datadir;
+    }
+    if !given("genesis") && file.genesis.is_some() {
+        args.chain.genesis = file.genesis;
+    }
+    if !given("validator_key") && file.validator_key.is_some() {
+        args.validator_key = file.validator_key;
+    }
+    if !given("validators") && file.validators.is_some() {
+        args.validators = file.validators;
+    }
+    if !given("http_addr")
+        && let Some(a) = file.http_addr
+    {
+        args.http_addr = a;
+    }
+    if !given("http_port")
+        && let Some(p) = file.http_port
+    {
+        args.http_port = p;
+    }
+    if !given("block_time")
+        && let Some(t) = &file.block_time
+    {
+        args.block_time = duration(t)?;
+    }
+    if !given("leader_timeout")
+        && let Some(t) = &file.leader_timeout
+    {
+        args.leader_timeout = duration(t)?;
+    }
+    if !given("metrics") && file.metrics.is_some() {
+        args.metrics = file.metrics;
+    }
+    if !given("exec_threads") && file.exec_threads.is_some() {
+        args.exec_threads = file.exec_threads;
+    }
+    if args.validator_key.is_some() != args.validators.is_some() {
+        return Err("a validator needs both a validator key and the validator list".into());
+    }
+    Ok(())
 }
 
 fn default_datadir(spec: &ChainSpec, dev: bool) -> PathBuf {
@@ -745,36 +800,13 @@ fn run_keys(command: KeysCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn run_testnet_init(args: TestnetInitArgs) -> Result<(), String> {
-    let list = pharos_consensus::init_testnet(
-        &args.dir,
-        args.validators,
-        args.stake,
-        args.base_port,
-        &mut pharos_consensus::secure_rng(),
-    )
-    .map_err(|e| e.to_string())?;
-    let infos = pharos_consensus::load_validators(&list).map_err(|e| e.to_string())?;
-    let set = pharos_consensus::ValidatorSet::new(&infos).map_err(|e| e.to_string())?;
-    println!(
-        "{} validators (tolerates {} faulty) in {}:",
-        set.len(),
-        set.max_faults(),
-        args.dir.display()
-    );
-    for (i, info) in infos.iter().enumerate() {
-        println!(
-            "  validator-{i}.key.json  identity {}  p2p {}",
-            info.identity, info.address
-        );
-    }
-    println!("shared list: {}", list.display());
-    Ok(())
-}
-
 fn main() -> ExitCode {
     pharos_benches::retain_freed_memory();
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -793,13 +825,17 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Node(args) => runtime.block_on(run_node(args)),
+        Command::Node(mut args) => apply_config_file(&mut args, matches.subcommand_matches("node"))
+            .and_then(|()| runtime.block_on(run_node(args))),
         Command::Bench(BenchCommand::E2e(args)) => runtime.block_on(run_bench_e2e(args)),
         Command::Bench(BenchCommand::Exec(args)) => run_bench_exec(args),
         Command::Bench(BenchCommand::State(args)) => run_bench_state(args),
         Command::Db(DbCommand::Verify(args)) => run_db_verify(args),
         Command::Keys(command) => run_keys(command),
-        Command::Testnet(TestnetCommand::Init(args)) => run_testnet_init(args),
+        Command::Testnet(TestnetCommand::Init(args)) => testnet::init(&args).map(|_| ()),
+        Command::Testnet(TestnetCommand::Run(args)) => {
+            runtime.block_on(testnet::run(args, shutdown_signal()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -131,8 +131,8 @@ impl LaneBatch {
         ])
     }
 
-    /// The wire message carrying it.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The wire message carrying it (also how a node archives it).
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 4 + 24 + self.payload.len());
         out.push(LANE_BATCH);
         out.extend_from_slice(&self.lane.to_be_bytes());
@@ -143,8 +143,8 @@ impl LaneBatch {
         out
     }
 
-    /// Decodes a [`LANE_BATCH`] message (first byte included).
-    pub(crate) fn decode(raw: &[u8], max_bytes: usize) -> Result<Self, LaneError> {
+    /// Decodes what [`Self::encode`] wrote, refusing payloads over `max_bytes`.
+    pub fn decode(raw: &[u8], max_bytes: usize) -> Result<Self, LaneError> {
         if raw.len() > max_bytes + 29 {
             return Err(LaneError::TooLarge(raw.len()));
         }

@@ -49,6 +49,9 @@ pub fn secure_rng() -> impl rand::CryptoRng {
     rand::rng()
 }
 
+/// The 32-byte SHA-256 digest naming blocks and lane batches.
+pub use commonware_cryptography::sha256::Digest;
+
 /// The signing scheme of consensus votes and certificates.
 pub type Scheme = bls12381_multisig::Scheme<Identity, MinPk>;
 

@@ -89,6 +89,8 @@ pub struct ValidatorConfig {
     pub lane_interval: Duration,
     /// Limits of blocks and lane batches (the block gas limit among them).
     pub limits: Limits,
+    /// Finalized blocks (with their lane batches) from before a restart.
+    pub restore: Vec<(crate::app::Proposal, Vec<crate::lanes::LaneBatch>)>,
 }
 
 /// Runs the validator until `stop` is set. `on_start` gets the application (for its
@@ -178,6 +180,9 @@ pub fn run(
             return;
         };
         let mut app = app.with_sender(blocks.0);
+        for (block, batches) in cfg.restore {
+            app.restore(block, batches);
+        }
         if let Some(sink) = cfg.gossip_sink {
             app = app.with_gossip_sink(sink);
         }

@@ -67,6 +67,7 @@ fn launch(i: usize, key: &ValidatorKey, set: &ValidatorSet, dir: &Path) -> Runni
         gossip_sink: None,
         lane_interval: Duration::from_millis(100),
         limits: Default::default(),
+        restore: Vec::new(),
     };
     let (s, a) = (stop.clone(), app.clone());
     let thread = std::thread::spawn(move || {

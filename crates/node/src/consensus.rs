@@ -39,8 +39,9 @@ use std::{
 
 use alloy_primitives::{Address, B256};
 use pharos_consensus::{
-    Identity, ValidatorKey, ValidatorSet,
-    app::{BatchCheck, BatchSource, FinalizedBlock, GossipSink, Limits},
+    Digest, Identity, ValidatorKey, ValidatorSet,
+    app::{BatchCheck, BatchSource, FinalizedBlock, GossipSink, Limits, Proposal},
+    lanes::LaneBatch,
     validator::{self, NetApplication, ValidatorConfig},
 };
 use pharos_primitives::{ChainSpec, RecoveredTx};
@@ -245,6 +246,89 @@ pub fn batch_check(chain_id: u64, lanes: u32, decoded: Arc<DecodedBatches>) -> B
     })
 }
 
+/// The finalized blocks a validator executed, with their lane batches, kept on disk (the
+/// newest [`Archive::KEEP`]): after a restart, even of the whole network at once, validators
+/// still hold the blocks consensus builds on and can serve them to whoever lags.
+pub struct Archive {
+    dir: std::path::PathBuf,
+}
+
+impl Archive {
+    /// Blocks kept.
+    pub const KEEP: u64 = 256;
+
+    /// The archive in `dir` (created).
+    pub fn open(dir: std::path::PathBuf) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| NodeError::Task(format!("creating {}: {e}", dir.display())))?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, height: u64) -> std::path::PathBuf {
+        self.dir.join(format!("{height:020}.block"))
+    }
+
+    /// Writes block `b` (executed at `height`) and forgets the one `KEEP` below.
+    pub fn save(&self, height: u64, b: &FinalizedBlock) -> Result<(), NodeError> {
+        let mut out = Vec::new();
+        let block = b.block.encode();
+        out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        out.extend_from_slice(&block);
+        for batch in &b.batches {
+            let bytes = batch.encode();
+            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        let path = self.path(height);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &out)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| NodeError::Task(format!("archiving block {height}: {e}")))?;
+        if let Some(old) = height.checked_sub(Self::KEEP) {
+            let _ = std::fs::remove_file(self.path(old));
+        }
+        Ok(())
+    }
+
+    /// The archived blocks up to `height`, oldest first; a file that does not decode is
+    /// skipped with a warning.
+    pub fn load(&self, height: u64) -> Vec<(Proposal, Vec<LaneBatch>)> {
+        let limits = Limits::default();
+        let mut out = Vec::new();
+        for h in height.saturating_sub(Self::KEEP - 1).max(1)..=height {
+            let path = self.path(h);
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            match Self::decode(&bytes, &limits) {
+                Some(entry) => out.push(entry),
+                None => {
+                    tracing::warn!(file = %path.display(), "an archived block does not decode; skipped")
+                }
+            }
+        }
+        out
+    }
+
+    fn decode(mut bytes: &[u8], limits: &Limits) -> Option<(Proposal, Vec<LaneBatch>)> {
+        let mut next = || -> Option<Option<&[u8]>> {
+            if bytes.is_empty() {
+                return Some(None);
+            }
+            let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            let item = bytes.get(4..4 + len)?;
+            bytes = &bytes[4 + len..];
+            Some(Some(item))
+        };
+        let block = Proposal::decode(next()??, limits).ok()?;
+        let mut batches = Vec::with_capacity(block.refs.len());
+        while let Some(raw) = next()? {
+            batches.push(LaneBatch::decode(raw, limits.max_batch_bytes).ok()?);
+        }
+        Some((block, batches))
+    }
+}
+
 /// Forwarded transactions still in the pool after this long are forwarded again.
 const FORWARD_AGAIN: Duration = Duration::from_secs(2);
 /// Times a transaction is forwarded at most.
@@ -265,6 +349,7 @@ pub fn start_validator(
     pool: Arc<TxPool>,
     block_time: Duration,
     decoded: Arc<DecodedBatches>,
+    restore: Vec<(Proposal, Vec<LaneBatch>)>,
     stop: Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, NetApplication), NodeError> {
     let chain_id = spec.chain_id();
@@ -305,6 +390,7 @@ pub fn start_validator(
             max_block_gas: gas_limit,
             ..Limits::default()
         },
+        restore,
     };
     let thread = std::thread::Builder::new()
         .name("consensus".into())
@@ -424,16 +510,21 @@ pub fn start_validator(
 }
 
 /// Executes finalized blocks in height order until `shutdown`: the follower of a validator.
+/// Each executed block is archived; `last_digest` is the executed head's consensus digest
+/// (from the archive), which the next finalized block must extend.
+#[allow(clippy::too_many_arguments)]
 pub fn follow(
     producer: Arc<Producer>,
     app: NetApplication,
     decoded: Arc<DecodedBatches>,
     chain_id: u64,
+    archive: Archive,
+    last_digest: Option<Digest>,
     shutdown: watch::Receiver<bool>,
     stop_consensus: Arc<AtomicBool>,
 ) -> Result<(), NodeError> {
     let mut executed = producer.head_number();
-    let mut last_digest = None;
+    let mut last_digest = last_digest;
     let mut reported_missing = None;
     let result = loop {
         if *shutdown.borrow() {
@@ -501,6 +592,14 @@ pub fn follow(
                 Ok(committed) => {
                     executed = committed.block.header.number;
                     last_digest = Some(digest);
+                    let done = FinalizedBlock {
+                        digest,
+                        block,
+                        batches,
+                    };
+                    if let Err(e) = archive.save(executed, &done) {
+                        tracing::warn!(error = %e, "archiving a finalized block failed");
+                    }
                 }
                 Err(e) => {
                     failed = Some(e);
@@ -515,4 +614,57 @@ pub fn follow(
     };
     stop_consensus.store(true, Ordering::Relaxed);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharos_consensus::lanes::Tip;
+
+    #[test]
+    fn the_archive_keeps_recent_blocks_and_skips_broken_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = Archive::open(dir.path().join("finalized")).expect("open");
+        let batch = LaneBatch {
+            lane: 0,
+            at: Tip { epoch: 1, seq: 1 },
+            gas: 21_000,
+            payload: vec![1, 2, 3],
+        };
+        let block = |height: u64| Proposal {
+            height,
+            view: height + 3,
+            timestamp: 1_000 * height,
+            parent: pharos_consensus::app::genesis_digest(1),
+            tips: vec![Tip { epoch: 1, seq: 1 }],
+            refs: Vec::new(),
+        };
+        for h in 1..=Archive::KEEP + 10 {
+            let b = FinalizedBlock {
+                digest: block(h).digest(),
+                block: block(h),
+                batches: vec![Arc::new(batch.clone())],
+            };
+            archive.save(h, &b).expect("save");
+        }
+        let loaded = archive.load(Archive::KEEP + 10);
+        assert_eq!(
+            loaded.len() as u64,
+            Archive::KEEP,
+            "only the newest are kept"
+        );
+        assert_eq!(loaded[0].0, block(11));
+        assert_eq!(
+            loaded
+                .last()
+                .map(|(b, batches)| (b.height, batches.clone())),
+            Some((Archive::KEEP + 10, vec![batch]))
+        );
+        // Nothing above the executed head; a broken file is skipped.
+        assert_eq!(archive.load(20).len(), 10);
+        std::fs::write(archive.path(15), b"garbage").expect("write");
+        assert_eq!(archive.load(20).len(), 9);
+        std::fs::write(archive.path(16), [0, 0, 0, 200, 1]).expect("write");
+        assert_eq!(archive.load(20).len(), 8);
+    }
 }

@@ -232,6 +232,15 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let decoded: Arc<consensus::DecodedBatches> = Arc::default();
             let chain_id = config.spec.chain_id();
+            let archive =
+                consensus::Archive::open(config.datadir.join("consensus").join("finalized"))?;
+            let restore = archive.load(store.head().header.number);
+            // The executed head's consensus digest, when archived: the next finalized block
+            // must extend it.
+            let last_digest = restore
+                .last()
+                .filter(|(b, _)| b.height == store.head().header.number)
+                .map(|(b, _)| b.digest());
             let (thread, app) = {
                 let (cc, storage, stop, spec, store, pool, block_time, decoded) = (
                     cc.clone(),
@@ -245,14 +254,23 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 );
                 tokio::task::spawn_blocking(move || {
                     consensus::start_validator(
-                        &cc, spec, store, storage, pool, block_time, decoded, stop,
+                        &cc, spec, store, storage, pool, block_time, decoded, restore, stop,
                     )
                 })
                 .await
                 .map_err(|e| NodeError::Task(e.to_string()))??
             };
             tokio::task::spawn_blocking(move || {
-                let result = consensus::follow(producer, app, decoded, chain_id, shutdown_rx, stop);
+                let result = consensus::follow(
+                    producer,
+                    app,
+                    decoded,
+                    chain_id,
+                    archive,
+                    last_digest,
+                    shutdown_rx,
+                    stop,
+                );
                 let _ = thread.join();
                 result
             })

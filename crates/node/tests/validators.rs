@@ -195,6 +195,44 @@ async fn four_validator_nodes_agree_on_blocks_and_state() {
         );
     }
     nodes.push(restarted);
+
+    // The whole network stops and starts again: blocks finalized before the stop come from
+    // each validator's archive, and the chain goes on with a new transaction.
+    for node in nodes {
+        node.stop().await.expect("clean stop");
+    }
+    let mut nodes = Vec::new();
+    for config in &configs {
+        nodes.push(pharos_node::launch(config.clone()).await.expect("relaunch"));
+    }
+    let before = nodes[0].store.head().header.number;
+    let next = wallets[1].sign_recovered(builder.transfer(
+        per_sender,
+        Address::repeat_byte(0x55),
+        U256::from(7),
+    ));
+    {
+        let snap = nodes[2].store.snapshot().expect("snapshot");
+        nodes[2]
+            .pool
+            .add(next, &snap, 1_000_000_000)
+            .expect("admitted");
+    }
+    wait(
+        "the restarted network includes a new transaction",
+        Duration::from_secs(60),
+        || {
+            nodes.iter().all(|n| {
+                n.store.head().header.number > before
+                    && n.store
+                        .snapshot()
+                        .ok()
+                        .and_then(|s| s.account(wallets[1].address()).ok().flatten())
+                        .is_some_and(|a| a.nonce == per_sender + 1)
+            })
+        },
+    )
+    .await;
     for node in nodes {
         node.stop().await.expect("clean stop");
     }
