@@ -293,6 +293,16 @@ struct E2eArgs {
     #[arg(long, value_name = "FILE.svg")]
     chart: Option<PathBuf>,
 
+    /// Steady load: submit this many transactions per second (use a small --batch for an
+    /// even flow) [default: as fast as the node takes them].
+    #[arg(long, value_name = "TX/S")]
+    rate: Option<f64>,
+
+    /// Another node of the same network to submit to (repeatable): batches go to --rpc and
+    /// these in turn; blocks are watched on --rpc.
+    #[arg(long = "submit-rpc", value_name = "URL")]
+    submit_rpc: Vec<String>,
+
     /// Prometheus metrics of the node (e.g. http://127.0.0.1:9464/metrics), scraped once per
     /// block for per-stage times [with --spawn: the spawned node's, automatically].
     #[arg(long, value_name = "URL")]
@@ -633,6 +643,8 @@ async fn run_bench_e2e(args: E2eArgs) -> Result<(), String> {
     config.connections = args.connections.max(1);
     config.progress = !args.quiet;
     config.pairs = args.pairs;
+    config.rate = args.rate;
+    config.submit_to = args.submit_rpc;
     config.metrics = args
         .metrics
         .or_else(|| spawned.as_ref().and_then(|n| n.metrics_url.clone()));

@@ -305,19 +305,28 @@ pub async fn run(
             node.log.display()
         );
     }
+    // A node that exits (crash, kill) is reported; the others go on (a network tolerates f
+    // faulty validators). The cluster stops on Ctrl-C, or when no node is left.
     let watch = async {
+        let mut gone = vec![false; nodes.len()];
         loop {
             for (i, node) in nodes.iter_mut().enumerate() {
-                if let Ok(Some(status)) = node.child.try_wait() {
-                    return (i, status);
+                if !gone[i]
+                    && let Ok(Some(status)) = node.child.try_wait()
+                {
+                    gone[i] = true;
+                    println!("node {i} exited with {status}; see {}", node.log.display());
                 }
+            }
+            if gone.iter().all(|g| *g) {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
     let result = tokio::select! {
         _ = shutdown => Ok(()),
-        (i, status) = watch => Err(format!("node {i} exited with {status}; see {}", dir.join(format!("node-{i}.log")).display())),
+        _ = watch => Err("every node exited".to_string()),
     };
     println!("stopping the testnet");
     for node in &mut nodes {

@@ -208,7 +208,11 @@ pub fn genesis_digest(chain_id: u64) -> Digest {
 pub trait BatchSource: Send + Sync + 'static {
     /// The next batch of this validator's lane and the sum of its transactions' gas limits:
     /// transactions no earlier batch carried. `None` when nothing waits.
-    fn lane_batch(&self) -> Option<(Vec<u8>, u64)>;
+    ///
+    /// `stalled[l]` tells whether lane `l` has not moved in the finalized chain for a while
+    /// (its owner is down): the transactions of its senders go to a fallback lane
+    /// ([`route`]).
+    fn lane_batch(&self, stalled: &[bool]) -> Option<(Vec<u8>, u64)>;
 
     /// The timestamp to propose (milliseconds); raised to the parent's if below.
     fn timestamp(&self) -> u64 {
@@ -225,7 +229,29 @@ pub trait BatchSource: Send + Sync + 'static {
 /// Whether another validator's lane batch deserves an acknowledgement: `(lane, payload,
 /// declared gas)` (the node: every transaction decodes, is signed for this chain, belongs to
 /// that lane, and the gas limits add up to the declared gas).
-pub type BatchCheck = Arc<dyn Fn(u32, &[u8], u64) -> bool + Send + Sync>;
+/// The last argument says which lanes this validator considers stalled (with a shorter
+/// threshold than the one lanes are cut with, so a batch cut for a fallback lane is not
+/// refused by a validator a block behind).
+pub type BatchCheck = Arc<dyn Fn(u32, &[u8], u64, &[bool]) -> bool + Send + Sync>;
+
+/// Finalized blocks without progress after which a lane counts as stalled for routing.
+pub const STALL_BLOCKS: u64 = 6;
+/// Ticks without a batch after which a lane owner cuts an empty one, so a live but idle lane
+/// keeps moving and is never taken for stalled.
+const HEARTBEAT_TICKS: u64 = 20;
+
+/// The lane that carries a sender whose home lane is `home`: `home` itself, or while it is
+/// stalled the next lane that is not.
+pub fn route(home: u32, stalled: &[bool]) -> u32 {
+    let n = stalled.len() as u32;
+    if n == 0 || !stalled.get(home as usize).copied().unwrap_or(false) {
+        return home;
+    }
+    (1..n)
+        .map(|k| (home + k) % n)
+        .find(|l| !stalled[*l as usize])
+        .unwrap_or(home)
+}
 
 /// A finalized block as a validator saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,6 +354,12 @@ struct State {
     certified: BTreeMap<(u32, Tip), LaneRef>,
     /// Each lane's tip in the newest finalized block held.
     final_tips: Vec<Tip>,
+    /// Height of the newest finalized block held, and per lane the height at which its tip
+    /// last moved.
+    final_height: u64,
+    advanced_at: Vec<u64>,
+    /// Tick of this validator's last batch.
+    last_cut: u64,
     /// Batches asked for by digest, with the number of `sync_from` calls since.
     wanted: HashMap<Digest, u64>,
     /// Blocks asked for, likewise.
@@ -381,6 +413,7 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             // A restarted validator starts a higher epoch (its clock moved on).
             epoch: source.timestamp().max(1),
             final_tips: vec![Tip::default(); members.len()],
+            advanced_at: vec![0; members.len()],
             ..State::default()
         };
         Some(Self {
@@ -568,9 +601,7 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
     /// still knows the blocks it builds on and can serve them to whoever lags.
     pub fn restore(&self, block: Proposal, batches: Vec<LaneBatch>) {
         let mut state = self.state();
-        for (final_tip, tip) in state.final_tips.iter_mut().zip(&block.tips) {
-            *final_tip = (*final_tip).max(*tip);
-        }
+        Self::advance(&mut state, &block);
         for batch in batches {
             state.batches.insert(batch.digest(), Arc::new(batch));
         }
@@ -797,15 +828,26 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             state.tick += 1;
             state.tick
         };
-        for _ in 0..MAX_CUT_PER_TICK {
+        let (stalled, idle) = {
+            let state = self.state();
+            (
+                Self::stalled(&state, STALL_BLOCKS),
+                state.last_cut + HEARTBEAT_TICKS <= tick && state.pending.is_empty(),
+            )
+        };
+        for cut in 0..MAX_CUT_PER_TICK {
             if self.state().pending.len() >= MAX_PENDING {
                 break;
             }
-            // Outside the lock: the source reads the pool.
-            let Some((payload, gas)) = self.source.lane_batch() else {
-                break;
+            // Outside the lock: the source reads the pool. An idle lane sends an empty batch
+            // now and then: a heartbeat, so the others do not route around it.
+            let (payload, gas) = match self.source.lane_batch(&stalled) {
+                Some(batch) => batch,
+                None if cut == 0 && idle => (Vec::new(), 0),
+                None => break,
             };
             let mut state = self.state();
+            state.last_cut = tick;
             state.seq += 1;
             let batch = Arc::new(LaneBatch {
                 lane: self.me,
@@ -936,7 +978,8 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
                 None => {
                     drop(state);
                     // Outside the lock: checking recovers every sender.
-                    if !(self.check)(batch.lane, &batch.payload, batch.gas) {
+                    let stalled = Self::stalled(&self.state(), STALL_BLOCKS / 2);
+                    if !(self.check)(batch.lane, &batch.payload, batch.gas, &stalled) {
                         let mut state = self.state();
                         state.stats.refused += 1;
                         self.refuse(&mut state, &peer);
@@ -1072,14 +1115,46 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         }
     }
 
+    /// Moves the finalized lane tips to `block`'s.
+    fn advance(state: &mut State, block: &Proposal) {
+        if block.height <= state.final_height {
+            return;
+        }
+        state.final_height = block.height;
+        let State {
+            final_tips,
+            advanced_at,
+            ..
+        } = state;
+        for ((final_tip, tip), at) in final_tips.iter_mut().zip(&block.tips).zip(advanced_at) {
+            if *tip > *final_tip {
+                *final_tip = *tip;
+                *at = block.height;
+            }
+        }
+    }
+
+    /// Which lanes have not moved for `blocks` finalized blocks.
+    fn stalled(state: &State, blocks: u64) -> Vec<bool> {
+        state
+            .advanced_at
+            .iter()
+            .map(|at| state.final_height >= blocks && state.final_height - at >= blocks)
+            .collect()
+    }
+
+    /// Lanes stalled for routing ([`STALL_BLOCKS`]): where senders of a stalled lane go is
+    /// [`route`].
+    pub fn stalled_lanes(&self) -> Vec<bool> {
+        Self::stalled(&self.state(), STALL_BLOCKS)
+    }
+
     /// A block finalized: lanes below its tips need nothing more.
     fn on_finalized(&self, state: &mut State, digest: &Digest) {
-        let Some(tips) = state.blocks.get(digest).map(|b| b.tips.clone()) else {
+        let Some(block) = state.blocks.get(digest).cloned() else {
             return;
         };
-        for (final_tip, tip) in state.final_tips.iter_mut().zip(&tips) {
-            *final_tip = (*final_tip).max(*tip);
-        }
+        Self::advance(state, &block);
         let final_tips = state.final_tips.clone();
         let done = |lane: u32, at: &Tip| final_tips.get(lane as usize).is_some_and(|t| at <= t);
         state.certified.retain(|(lane, at), _| !done(*lane, at));
@@ -1223,6 +1298,16 @@ mod tests {
             tips: vec![Tip { epoch: 3, seq: 2 }, Tip::default()],
             refs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn senders_of_a_stalled_lane_go_to_the_next_live_one() {
+        assert_eq!(route(2, &[false; 4]), 2);
+        assert_eq!(route(2, &[false, false, true, false]), 3);
+        assert_eq!(route(3, &[false, false, false, true]), 0, "wraps around");
+        assert_eq!(route(3, &[true, false, false, true]), 1, "skips stalled ones");
+        assert_eq!(route(1, &[true; 4]), 1, "all stalled: home");
+        assert_eq!(route(0, &[]), 0);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use pharos_consensus::{
 struct Batches(usize, Mutex<u64>);
 
 impl BatchSource for Batches {
-    fn lane_batch(&self) -> Option<(Vec<u8>, u64)> {
+    fn lane_batch(&self, _stalled: &[bool]) -> Option<(Vec<u8>, u64)> {
         let mut cut = self.1.lock().expect("lock");
         *cut += 1;
         let payload = [
@@ -44,7 +44,7 @@ impl BatchSource for Batches {
 }
 
 fn check() -> BatchCheck {
-    Arc::new(|_lane, b: &[u8], _gas| b.starts_with(b"tx"))
+    Arc::new(|_lane, b: &[u8], _gas, _stalled: &[bool]| b.starts_with(b"tx"))
 }
 
 struct Running {

@@ -53,7 +53,7 @@ struct Batches {
 }
 
 impl BatchSource for Batches {
-    fn lane_batch(&self) -> Option<(Vec<u8>, u64)> {
+    fn lane_batch(&self, _stalled: &[bool]) -> Option<(Vec<u8>, u64)> {
         let tag: &[u8] = if self.honest { b"tx" } else { b"BAD" };
         let mut cut = self.cut.lock().expect("lock");
         *cut += 1;
@@ -63,7 +63,9 @@ impl BatchSource for Batches {
 }
 
 fn check() -> BatchCheck {
-    Arc::new(|_lane, batch: &[u8], gas| batch.starts_with(b"tx") && gas == 21_000)
+    Arc::new(|_lane, batch: &[u8], gas, _stalled: &[bool]| {
+        batch.starts_with(b"tx") && gas == 21_000
+    })
 }
 
 struct Validator {

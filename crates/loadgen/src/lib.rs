@@ -145,6 +145,12 @@ pub struct LoadConfig {
     /// Prometheus metrics URL of the node (`http://HOST:PORT/metrics`), scraped once per
     /// observed block for the pipeline stage times.
     pub metrics: Option<String>,
+    /// Steady load: submit at most this many transactions per second (batch after batch, on
+    /// schedule) instead of as fast as the node takes them.
+    pub rate: Option<f64>,
+    /// More JSON-RPC URLs (other nodes of the same network) to submit to, batch by batch in
+    /// turn with `rpc`; blocks are watched on `rpc`.
+    pub submit_to: Vec<String>,
 }
 
 impl LoadConfig {
@@ -166,6 +172,8 @@ impl LoadConfig {
             pairs: 64,
             uniswap_build: None,
             metrics: None,
+            rate: None,
+            submit_to: Vec::new(),
         }
     }
 }
@@ -643,10 +651,20 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
         })
     };
 
-    // Submitter: batches over several connections, bounded by max_pending.
-    let permits = Arc::new(Semaphore::new(config.connections.max(1)));
+    // Submitter: batches over several connections, bounded by max_pending, on schedule with a
+    // rate, spread over the nodes given.
+    let mut submitters = vec![client.clone()];
+    for url in &config.submit_to {
+        submitters.push(Arc::new(RpcClient::new(url)?));
+    }
+    let permits = Arc::new(Semaphore::new(config.connections.max(1) * submitters.len()));
     let mut tasks = Vec::new();
-    for chunk in prepared.txs.chunks(config.batch_size.max(1)) {
+    let batch = config.batch_size.max(1);
+    for (k, chunk) in prepared.txs.chunks(batch).enumerate() {
+        if let Some(rate) = config.rate.filter(|r| *r > 0.0) {
+            let due = start + Duration::from_secs_f64((k * batch) as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
         while accepted
             .load(Ordering::Relaxed)
             .saturating_sub(included.load(Ordering::Relaxed))
@@ -660,7 +678,7 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
             .await
             .map_err(|e| LoadError::Setup(e.to_string()))?;
         let chunk: Vec<(B256, Bytes)> = chunk.to_vec();
-        let client = client.clone();
+        let client = submitters[k % submitters.len()].clone();
         let submitted_at = submitted_at.clone();
         let accepted = accepted.clone();
         let refusals = refusals.clone();

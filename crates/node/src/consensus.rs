@@ -40,7 +40,7 @@ use std::{
 use alloy_primitives::{Address, B256};
 use pharos_consensus::{
     Digest, Identity, ValidatorKey, ValidatorSet,
-    app::{BatchCheck, BatchSource, FinalizedBlock, GossipSink, Limits, Proposal},
+    app::{BatchCheck, BatchSource, FinalizedBlock, GossipSink, Limits, Proposal, route},
     lanes::LaneBatch,
     validator::{self, NetApplication, ValidatorConfig},
 };
@@ -184,7 +184,7 @@ impl PoolSource {
 }
 
 impl BatchSource for PoolSource {
-    fn lane_batch(&self) -> Option<(Vec<u8>, u64)> {
+    fn lane_batch(&self, stalled: &[bool]) -> Option<(Vec<u8>, u64)> {
         let Ok(mut packed) = self.packed.lock() else {
             return None;
         };
@@ -200,7 +200,7 @@ impl BatchSource for PoolSource {
         let txs = self
             .pool
             .best_transactions_for(&next, 0, self.gas_limit, BATCH_TXS, &|sender| {
-                lane_of(sender, lanes) == lane
+                route(lane_of(sender, lanes), stalled) == lane
             });
         if txs.is_empty() {
             return None;
@@ -231,14 +231,19 @@ impl BatchSource for PoolSource {
 /// every sender belongs to the lane, and the gas limits add up to the declared gas; the
 /// decoded transactions are kept in `decoded` for the block's execution.
 pub fn batch_check(chain_id: u64, lanes: u32, decoded: Arc<DecodedBatches>) -> BatchCheck {
-    Arc::new(move |lane, batch: &[u8], gas| {
+    Arc::new(move |lane, batch: &[u8], gas, stalled: &[bool]| {
         let Some(txs) = decode_batch(batch, chain_id) else {
             return false;
         };
         let total = txs
             .iter()
             .try_fold(0u64, |sum, tx| sum.checked_add(tx.gas_limit()));
-        if total != Some(gas) || txs.iter().any(|tx| lane_of(&tx.sender(), lanes) != lane) {
+        // A sender belongs to its home lane, or to any lane while its home lane is stalled.
+        let belongs = |tx: &RecoveredTx| {
+            let home = lane_of(&tx.sender(), lanes);
+            home == lane || stalled.get(home as usize).copied().unwrap_or(false)
+        };
+        if total != Some(gas) || !txs.iter().all(belongs) {
             return false;
         }
         decoded.insert(batch, txs.into_iter().map(Arc::new).collect());
@@ -331,8 +336,9 @@ impl Archive {
 
 /// Forwarded transactions still in the pool after this long are forwarded again.
 const FORWARD_AGAIN: Duration = Duration::from_secs(2);
-/// Times a transaction is forwarded at most.
-const FORWARD_TRIES: u8 = 3;
+/// Times a transaction is forwarded at most (every [`FORWARD_AGAIN`] while it waits in the
+/// pool: long enough for a stalled lane to be routed around).
+const FORWARD_TRIES: u8 = 15;
 /// Forwarded transactions remembered for a retry at most.
 const FORWARD_MEMORY: usize = 200_000;
 
@@ -463,7 +469,7 @@ pub fn start_validator(
                 while !stop.load(Ordering::Relaxed) {
                     match new_txs.try_recv() {
                         Ok(tx) => {
-                            let lane = lane_of(&tx.sender(), lanes);
+                            let lane = route(lane_of(&tx.sender(), lanes), &app.stalled_lanes());
                             if lane == me {
                                 continue;
                             }
@@ -481,7 +487,9 @@ pub fn start_validator(
                             for (lane, txs) in pending.iter_mut().enumerate() {
                                 flush(lane, txs, 1, &mut sent);
                             }
-                            // Forward again what is still waiting in the pool.
+                            // Forward again what is still waiting in the pool (to another
+                            // lane if its own stalled meanwhile).
+                            let stalled = app.stalled_lanes();
                             let mut again: Vec<Vec<Arc<RecoveredTx>>> =
                                 vec![Vec::new(); lanes as usize];
                             let mut tries = 0;
@@ -493,7 +501,10 @@ pub fn start_validator(
                                     && t < FORWARD_TRIES
                                     && pool.get(&tx.hash()).is_some()
                                 {
-                                    again[lane_of(&tx.sender(), lanes) as usize].push(tx);
+                                    let lane = route(lane_of(&tx.sender(), lanes), &stalled);
+                                    if lane != me {
+                                        again[lane as usize].push(tx);
+                                    }
                                 }
                             }
                             for (lane, txs) in again.iter_mut().enumerate() {

@@ -167,6 +167,40 @@ async fn four_validator_nodes_agree_on_blocks_and_state() {
         nodes.iter().all(|n| n.store.head().header.number >= target)
     })
     .await;
+    // A sender whose lane is the stopped validator's: once the lane stalls, its transactions
+    // go to a fallback lane and are included all the same.
+    let stopped_lane = lane_of_node(3);
+    let orphan = pharos_primitives::dev_accounts()
+        .expect("dev accounts")
+        .iter()
+        .skip(3)
+        .map(|(_, k)| Wallet::from_key(*k).expect("key"))
+        .find(|w| lane_of(&w.address(), 4) == stopped_lane)
+        .expect("a dev account in the stopped lane");
+    {
+        let tx =
+            orphan.sign_recovered(builder.transfer(0, Address::repeat_byte(0x66), U256::from(3)));
+        let snap = nodes[0].store.snapshot().expect("snapshot");
+        nodes[0]
+            .pool
+            .add(tx, &snap, 1_000_000_000)
+            .expect("admitted");
+    }
+    wait(
+        "a transaction of the stopped validator's lane is included",
+        Duration::from_secs(60),
+        || {
+            nodes.iter().all(|n| {
+                n.store
+                    .snapshot()
+                    .ok()
+                    .and_then(|s| s.account(orphan.address()).ok().flatten())
+                    .is_some_and(|a| a.nonce == 1)
+            })
+        },
+    )
+    .await;
+    let target = nodes[0].store.head().header.number;
     let restarted = pharos_node::launch(configs[3].clone())
         .await
         .expect("relaunch");
