@@ -1305,7 +1305,11 @@ mod tests {
         assert_eq!(route(2, &[false; 4]), 2);
         assert_eq!(route(2, &[false, false, true, false]), 3);
         assert_eq!(route(3, &[false, false, false, true]), 0, "wraps around");
-        assert_eq!(route(3, &[true, false, false, true]), 1, "skips stalled ones");
+        assert_eq!(
+            route(3, &[true, false, false, true]),
+            1,
+            "skips stalled ones"
+        );
         assert_eq!(route(1, &[true; 4]), 1, "all stalled: home");
         assert_eq!(route(0, &[]), 0);
     }
