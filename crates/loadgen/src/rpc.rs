@@ -111,6 +111,20 @@ impl RpcClient {
         Ok((hashes, gas.to()))
     }
 
+    /// Hash and state root of block `number`, if the node has it.
+    pub async fn block_roots(&self, number: u64) -> Result<Option<(B256, B256)>, RpcClientError> {
+        let mut p = ArrayParams::new();
+        p.insert(U64::from(number))?;
+        p.insert(false)?;
+        let v = self.call("eth_getBlockByNumber", p).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let hash: B256 = serde_json::from_value(v["hash"].clone())?;
+        let root: B256 = serde_json::from_value(v["stateRoot"].clone())?;
+        Ok(Some((hash, root)))
+    }
+
     /// Number of receipts with status 0 in block `number`.
     pub async fn failed_receipts(&self, number: u64) -> Result<usize, RpcClientError> {
         let v = self

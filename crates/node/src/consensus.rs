@@ -545,7 +545,7 @@ pub fn follow(
             Ok(chain) => chain,
             Err(missing) => {
                 if reported_missing != Some(missing) {
-                    tracing::info!(block = %missing, "fetching a finalized block from the other validators");
+                    tracing::info!(%missing, "fetching finalized data from the other validators");
                     reported_missing = Some(missing);
                 }
                 std::thread::sleep(Duration::from_millis(25));
