@@ -118,7 +118,7 @@ async fn a_killed_validator_does_not_stop_the_chain_and_catches_up() {
     );
 
     // Steady load over three nodes; validator 3 is killed five seconds in.
-    let mut load = Command::new(BIN)
+    let load = Command::new(BIN)
         .args(["bench", "e2e", "--workload", "transfer", "--quiet"])
         .args([
             "--rpc",
