@@ -82,9 +82,10 @@ pub struct InitArgs {
     #[arg(long)]
     pub validators: usize,
     /// Directory for the keys, the list, the genesis and the node configs (created; must not
-    /// hold a testnet already).
+    /// hold a testnet already) [required by `init`; `run` defaults to a new temporary
+    /// directory].
     #[arg(long)]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
     /// p2p port of validator 0; validator i listens on base + i.
     #[arg(long, default_value_t = 30300)]
     pub base_port: u16,
@@ -112,6 +113,7 @@ pub fn config_path(dir: &Path, i: usize) -> PathBuf {
 
 /// Writes a testnet into `args.dir`; returns the number of validators.
 pub fn init(args: &InitArgs) -> Result<usize, String> {
+    let dir = args.dir.as_deref().ok_or("--dir DIR is required")?;
     let n = args.validators;
     if n == 0 {
         return Err("--validators must be at least 1".into());
@@ -128,7 +130,7 @@ pub fn init(args: &InitArgs) -> Result<usize, String> {
     }
     let spec = ChainSpec::dev(args.chain_id).map_err(|e| e.to_string())?;
     let list = pharos_consensus::init_testnet(
-        &args.dir,
+        dir,
         n,
         args.stake,
         args.base_port,
@@ -137,7 +139,7 @@ pub fn init(args: &InitArgs) -> Result<usize, String> {
     .map_err(|e| e.to_string())?;
     let infos = pharos_consensus::load_validators(&list).map_err(|e| e.to_string())?;
     let set = pharos_consensus::ValidatorSet::new(&infos).map_err(|e| e.to_string())?;
-    let genesis = args.dir.join("genesis.json");
+    let genesis = dir.join("genesis.json");
     let json = serde_json::to_string_pretty(spec.genesis()).map_err(|e| e.to_string())?;
     std::fs::write(&genesis, json).map_err(|e| format!("writing {}: {e}", genesis.display()))?;
     let block_time = humantime::format_duration(args.block_time).to_string();
@@ -158,7 +160,7 @@ pub fn init(args: &InitArgs) -> Result<usize, String> {
             exec_threads: None,
         };
         let text = toml::to_string(&file).map_err(|e| e.to_string())?;
-        let path = config_path(&args.dir, i);
+        let path = config_path(dir, i);
         let text = format!(
             "# Validator node {i} of the testnet in this directory: pharos node --config {}\n{text}",
             path.display()
@@ -170,7 +172,7 @@ pub fn init(args: &InitArgs) -> Result<usize, String> {
         set.len(),
         set.max_faults(),
         args.chain_id,
-        args.dir.display()
+        dir.display()
     );
     for (i, info) in infos.iter().enumerate() {
         println!(
@@ -184,7 +186,7 @@ pub fn init(args: &InitArgs) -> Result<usize, String> {
         "shared: {}, {}; start a node with: pharos node --config {}",
         list.display(),
         genesis.display(),
-        config_path(&args.dir, 0).display()
+        config_path(dir, 0).display()
     );
     Ok(n)
 }
@@ -227,10 +229,24 @@ fn stop(child: &mut Child, grace: Duration) {
 
 /// Starts the cluster and keeps it running until `shutdown` resolves or a node exits.
 pub async fn run(
-    args: RunArgs,
+    mut args: RunArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    let dir = &args.init.dir;
+    if args.init.dir.is_none() {
+        if args.reuse {
+            return Err("--reuse needs --dir DIR".into());
+        }
+        let fresh = std::env::temp_dir().join(format!(
+            "pharos-testnet-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default()
+        ));
+        args.init.dir = Some(fresh);
+    }
+    let dir = &args.init.dir.clone().unwrap_or_default();
     let n = if args.reuse {
         let mut n = 0;
         while config_path(dir, n).exists() {
@@ -369,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let args = InitArgs {
             validators: 4,
-            dir: dir.path().join("net"),
+            dir: Some(dir.path().join("net")),
             base_port: 31000,
             rpc_base_port: 18545,
             metrics_base_port: 0,
@@ -379,7 +395,8 @@ mod tests {
         };
         assert_eq!(init(&args), Ok(4));
         for i in 0..4 {
-            let file = NodeFile::load(&config_path(&args.dir, i)).expect("config");
+            let file =
+                NodeFile::load(&config_path(dir.path().join("net").as_path(), i)).expect("config");
             assert_eq!(file.http_port, Some(18545 + i as u16));
             let genesis = std::fs::read_to_string(file.genesis.expect("genesis")).expect("read");
             let spec = ChainSpec::from_genesis_json(&genesis).expect("genesis parses");
