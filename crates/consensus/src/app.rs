@@ -38,6 +38,7 @@ use crate::{
         ACK_NAMESPACE, Ack, LANE_ACK, LANE_BATCH, LANE_CERT, LANE_REQUEST, LaneBatch, LaneError,
         LaneRef, Reader, Tip, ack_message, sign_ack,
     },
+    roots::{STATE_VOTE, StateCert, StateVote},
 };
 
 /// Block encoding version.
@@ -100,6 +101,8 @@ pub struct Proposal {
     pub tips: Vec<Tip>,
     /// The certified lane batches this block adds, by lane, each lane's in order.
     pub refs: Vec<LaneRef>,
+    /// The newest certified execution result the leader knew (for a block below this one).
+    pub state: Option<StateCert>,
 }
 
 /// Why received bytes are not a block.
@@ -145,6 +148,13 @@ impl Proposal {
         for r in &self.refs {
             r.write(&mut out);
         }
+        match &self.state {
+            None => out.push(0),
+            Some(cert) => {
+                out.push(1);
+                cert.write(&mut out);
+            }
+        }
         out
     }
 
@@ -181,6 +191,11 @@ impl Proposal {
         for _ in 0..count {
             refs.push(LaneRef::read(&mut r, lanes)?);
         }
+        let state = match r.take(1)? {
+            [0] => None,
+            [1] => Some(StateCert::read(&mut r, lanes)?),
+            _ => return Err(BlockError::Malformed("state certificate flag")),
+        };
         r.finish()?;
         Ok(Self {
             height,
@@ -189,6 +204,7 @@ impl Proposal {
             parent,
             tips,
             refs,
+            state,
         })
     }
 
@@ -360,6 +376,16 @@ struct State {
     advanced_at: Vec<u64>,
     /// Tick of this validator's last batch.
     last_cut: u64,
+    /// Hashes of the blocks this validator executed, by height (the newest ones).
+    own_roots: BTreeMap<u64, [u8; 32]>,
+    /// State votes received, by height and hash.
+    state_votes: BTreeMap<(u64, [u8; 32]), BTreeMap<u32, ed25519::Signature>>,
+    /// The newest state certificate known.
+    state_cert: Option<StateCert>,
+    /// Certified hashes by height (the newest ones), for blocks this validator executes later.
+    certified_roots: BTreeMap<u64, [u8; 32]>,
+    /// Why this validator's execution disagrees with a quorum, once it does.
+    diverged: Option<String>,
     /// Batches asked for by digest, with the number of `sync_from` calls since.
     wanted: HashMap<Digest, u64>,
     /// Blocks asked for, likewise.
@@ -583,6 +609,15 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         }
         // References go by lane (stable: each lane keeps its order).
         refs.sort_by_key(|r| r.lane);
+        let parent_state = state
+            .blocks
+            .get(&parent)
+            .and_then(|b| b.state.as_ref())
+            .map_or(0, |c| c.height);
+        let certified = state
+            .state_cert
+            .clone()
+            .filter(|c| c.height > parent_state && c.height <= parent_height);
         let block = Proposal {
             height: parent_height + 1,
             view,
@@ -590,6 +625,7 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             parent,
             tips,
             refs,
+            state: certified,
         };
         let digest = block.digest();
         state.blocks.insert(digest, block);
@@ -800,6 +836,12 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
                 return false;
             }
         }
+        if let Some(cert) = &block.state
+            && (cert.height >= block.height
+                || !cert.check(&self.genesis, &self.members, self.quorum))
+        {
+            return false;
+        }
         tips == block.tips
     }
 
@@ -935,6 +977,7 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             Some(&LANE_BATCH) => self.on_batch(peer, raw),
             Some(&LANE_ACK) => self.on_ack(peer, raw),
             Some(&LANE_CERT) => self.on_cert(peer, raw),
+            Some(&STATE_VOTE) => self.on_state_vote(peer, raw),
             _ => self.on_block(peer, raw),
         }
     }
@@ -1115,6 +1158,103 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         }
     }
 
+    /// This validator executed the block at `height` to `hash` (its executed block hash, which
+    /// commits to the state root): signs it for the others, and checks it against what a
+    /// quorum certified.
+    pub fn executed(&self, height: u64, hash: [u8; 32]) {
+        let vote = StateVote::sign(&self.key, &self.genesis, height, hash);
+        let message = vote.encode();
+        {
+            let mut state = self.state();
+            state.own_roots.insert(height, hash);
+            while state.own_roots.len() > 1_024 {
+                state.own_roots.pop_first();
+            }
+            self.count_vote(&mut state, self.me, vote);
+            if let Some(certified) = state.certified_roots.get(&height).copied() {
+                self.compare(&mut state, height, &certified, self.quorum);
+            }
+        }
+        self.send(Recipients::All, message);
+    }
+
+    /// Why this validator's execution disagrees with a certified result, if it does: the node
+    /// must halt.
+    pub fn divergence(&self) -> Option<String> {
+        self.state().diverged.clone()
+    }
+
+    /// The newest certified execution result known.
+    pub fn state_cert(&self) -> Option<StateCert> {
+        self.state().state_cert.clone()
+    }
+
+    fn on_state_vote(&self, peer: Identity, raw: &[u8]) {
+        let signer = self.members.iter().position(|m| *m == peer);
+        let mut state = self.state();
+        match (StateVote::decode(raw), signer) {
+            (Ok(vote), Some(signer)) if vote.verify(&self.genesis, &peer) => {
+                self.count_vote(&mut state, signer as u32, vote)
+            }
+            _ => self.refuse(&mut state, &peer),
+        }
+    }
+
+    fn count_vote(&self, state: &mut State, signer: u32, vote: StateVote) {
+        let known = state.state_cert.as_ref().map_or(0, |c| c.height);
+        if vote.height <= known.saturating_sub(64) {
+            return;
+        }
+        let votes = state
+            .state_votes
+            .entry((vote.height, vote.hash))
+            .or_default();
+        votes.insert(signer, vote.signature);
+        if votes.len() >= self.quorum {
+            let cert = StateCert {
+                height: vote.height,
+                hash: vote.hash,
+                signatures: votes.iter().map(|(i, s)| (*i, s.clone())).collect(),
+            };
+            self.learn(state, cert);
+        }
+    }
+
+    /// A valid certificate: kept if newest, compared with this validator's own result.
+    fn learn(&self, state: &mut State, cert: StateCert) {
+        self.compare(state, cert.height, &cert.hash, cert.signatures.len());
+        state.certified_roots.insert(cert.height, cert.hash);
+        while state.certified_roots.len() > 1_024 {
+            state.certified_roots.pop_first();
+        }
+        if state
+            .state_cert
+            .as_ref()
+            .is_none_or(|c| c.height < cert.height)
+        {
+            let floor = cert.height.saturating_sub(64);
+            state.state_votes.retain(|(h, _), _| *h > floor);
+            state.state_cert = Some(cert);
+        }
+    }
+
+    fn compare(&self, state: &mut State, height: u64, certified: &[u8; 32], signers: usize) {
+        if state.diverged.is_some() {
+            return;
+        }
+        if let Some(own) = state.own_roots.get(&height)
+            && own != certified
+        {
+            let why = format!(
+                "execution diverged at height {height}: this validator computed block hash 0x{}, a quorum of {signers} validators signed 0x{}",
+                hex::encode(own),
+                hex::encode(certified)
+            );
+            tracing::error!("{why}");
+            state.diverged = Some(why);
+        }
+    }
+
     /// Moves the finalized lane tips to `block`'s.
     fn advance(state: &mut State, block: &Proposal) {
         if block.height <= state.final_height {
@@ -1155,6 +1295,9 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             return;
         };
         Self::advance(state, &block);
+        if let Some(cert) = block.state {
+            self.learn(state, cert);
+        }
         let final_tips = state.final_tips.clone();
         let done = |lane: u32, at: &Tip| final_tips.get(lane as usize).is_some_and(|t| at <= t);
         state.certified.retain(|(lane, at), _| !done(*lane, at));
@@ -1297,6 +1440,7 @@ mod tests {
             parent: genesis_digest(1),
             tips: vec![Tip { epoch: 3, seq: 2 }, Tip::default()],
             refs: Vec::new(),
+            state: None,
         }
     }
 

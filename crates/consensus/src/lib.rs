@@ -15,6 +15,7 @@
 pub mod app;
 pub mod keys;
 pub mod lanes;
+pub mod roots;
 pub mod validator;
 
 /// Helpers for tests that run validators on 127.0.0.1 (this crate's and the node's).

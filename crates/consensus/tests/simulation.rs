@@ -614,3 +614,60 @@ fn four_validators_survive_a_crash_and_a_partition() {
         },
     );
 }
+
+/// Four validators execute the finalized blocks (here: a hash derived from each block); one
+/// computes different results from height 3 on. The other three certify their results, blocks
+/// carry the certificates, and the odd one finds out it diverged — nobody else does.
+#[test]
+fn a_validator_whose_execution_differs_detects_it() {
+    let seed = seed(45);
+    simulate(
+        seed,
+        4,
+        None,
+        None,
+        move |context, _oracle, _set, validators| async move {
+            let all: Vec<usize> = (0..4).collect();
+            assert!(wait_for(&context, &validators, &all, 8, Duration::from_secs(120)).await);
+            let faulty = 2;
+            // Each validator "executes" every finalized block it has, a few times as more
+            // finalize.
+            for _ in 0..6 {
+                for (i, v) in validators.iter().enumerate() {
+                    for b in synced_chain(&context, &v.app).await {
+                        let mut hash = b.digest.0;
+                        if i == faulty && b.block.height >= 3 {
+                            hash[0] ^= 1;
+                        }
+                        v.app.executed(b.block.height, hash);
+                    }
+                }
+                context.sleep(Duration::from_secs(2)).await;
+            }
+            for (i, v) in validators.iter().enumerate() {
+                let divergence = v.app.divergence();
+                if i == faulty {
+                    let why = divergence.expect("the faulty validator notices");
+                    assert!(why.contains("execution diverged"), "seed {seed}: {why}");
+                } else {
+                    assert_eq!(divergence, None, "seed {seed}: validator {i} agrees");
+                    let cert = v.app.state_cert().expect("a certified result");
+                    assert!(
+                        cert.height >= 3,
+                        "seed {seed}: recent results are certified"
+                    );
+                }
+            }
+            // Blocks carry certificates.
+            let carried = synced_chain(&context, &validators[0].app)
+                .await
+                .iter()
+                .filter_map(|b| b.block.state.as_ref().map(|c| c.height))
+                .max();
+            assert!(
+                carried.is_some_and(|h| h >= 3),
+                "seed {seed}: finalized blocks carry state certificates: {carried:?}"
+            );
+        },
+    );
+}

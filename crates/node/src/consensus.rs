@@ -22,7 +22,10 @@
 //! A validator that lacks a finalized block or lane batch (restarted, joined late, lost a
 //! message) asks the others for it by digest and goes on when it arrives.
 //!
-//! Not yet: certifying state roots.
+//! After executing a block, a validator signs its block hash (which commits to the state
+//! root) for the others; a quorum's signatures certify it and leaders carry the newest
+//! certificate in their blocks. A validator whose own hash at a certified height differs halts
+//! with an error naming both hashes.
 
 use std::{
     sync::{
@@ -541,6 +544,12 @@ pub fn follow(
         if *shutdown.borrow() {
             break Ok(());
         }
+        // A quorum certified another result for a block this validator executed: its state
+        // is not the network's. Halt rather than fork silently.
+        if let Some(why) = app.divergence() {
+            tracing::error!("{why}: halting");
+            break Err(NodeError::Task(format!("{why}: halting")));
+        }
         let chain = match app.sync_from(executed + 1) {
             Ok(chain) => chain,
             Err(missing) => {
@@ -603,6 +612,8 @@ pub fn follow(
                 Ok(committed) => {
                     executed = committed.block.header.number;
                     last_digest = Some(digest);
+                    // Signed for the others; a quorum's signatures certify the result.
+                    app.executed(executed, committed.block.hash.0);
                     let done = FinalizedBlock {
                         digest,
                         block,
@@ -649,6 +660,7 @@ mod tests {
             parent: pharos_consensus::app::genesis_digest(1),
             tips: vec![Tip { epoch: 1, seq: 1 }],
             refs: Vec::new(),
+            state: None,
         };
         for h in 1..=Archive::KEEP + 10 {
             let b = FinalizedBlock {
