@@ -56,6 +56,10 @@ const MAX_PENDING: usize = 16;
 const MAX_CUT_PER_TICK: usize = 8;
 /// Ticks before an unacknowledged batch or an unincluded certificate is sent again.
 const RETRY_TICKS: u64 = 10;
+/// Most pieces of evidence in one block.
+const MAX_EVIDENCE: usize = 16;
+/// Largest piece of evidence, in bytes.
+const MAX_EVIDENCE_BYTES: usize = 4_096;
 /// Calls of [`Application::sync_from`] between two requests for the same missing data.
 const REQUEST_EVERY: u64 = 8;
 
@@ -103,6 +107,9 @@ pub struct Proposal {
     pub refs: Vec<LaneRef>,
     /// The newest certified execution result the leader knew (for a block below this one).
     pub state: Option<StateCert>,
+    /// Equivocation evidence: two conflicting messages signed by one validator, as consensus
+    /// reported them ([`Evidence::encode`]); anyone holding the validator set can verify it.
+    pub evidence: Vec<Vec<u8>>,
 }
 
 /// Why received bytes are not a block.
@@ -155,6 +162,11 @@ impl Proposal {
                 cert.write(&mut out);
             }
         }
+        out.extend_from_slice(&(self.evidence.len() as u32).to_be_bytes());
+        for e in &self.evidence {
+            out.extend_from_slice(&(e.len() as u32).to_be_bytes());
+            out.extend_from_slice(e);
+        }
         out
     }
 
@@ -196,6 +208,18 @@ impl Proposal {
             [1] => Some(StateCert::read(&mut r, lanes)?),
             _ => return Err(BlockError::Malformed("state certificate flag")),
         };
+        let count = r.u32()? as usize;
+        if count > MAX_EVIDENCE {
+            return Err(BlockError::Malformed("too much evidence"));
+        }
+        let mut evidence = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = r.u32()? as usize;
+            if len > MAX_EVIDENCE_BYTES {
+                return Err(BlockError::Malformed("evidence too large"));
+            }
+            evidence.push(r.take(len)?.to_vec());
+        }
         r.finish()?;
         Ok(Self {
             height,
@@ -205,6 +229,7 @@ impl Proposal {
             tips,
             refs,
             state,
+            evidence,
         })
     }
 
@@ -319,6 +344,62 @@ pub struct Fault {
     pub signer: u32,
 }
 
+/// Equivocation evidence as blocks carry it: a kind byte and the two conflicting signed
+/// messages in commonware's encoding.
+pub struct Evidence;
+
+impl Evidence {
+    const NOTARIZE: u8 = 1;
+    const FINALIZE: u8 = 2;
+    const NULLIFY_FINALIZE: u8 = 3;
+
+    /// The evidence in a reported activity, if it is one.
+    pub fn encode(activity: &Activity<Scheme, Digest>) -> Option<Vec<u8>> {
+        use commonware_codec::Encode as _;
+        let (kind, body) = match activity {
+            Activity::ConflictingNotarize(c) => (Self::NOTARIZE, c.encode().to_vec()),
+            Activity::ConflictingFinalize(c) => (Self::FINALIZE, c.encode().to_vec()),
+            Activity::NullifyFinalize(c) => (Self::NULLIFY_FINALIZE, c.encode().to_vec()),
+            _ => return None,
+        };
+        Some([vec![kind], body].concat())
+    }
+
+    /// Decodes `bytes` and checks both signatures against the validator set's `verifier`:
+    /// the fault it proves, or `None` if it proves nothing.
+    pub fn verify(bytes: &[u8], verifier: &Scheme) -> Option<Fault> {
+        use commonware_codec::DecodeExt as _;
+        use commonware_consensus::{
+            Viewable as _,
+            simplex::types::{
+                Attributable as _, ConflictingFinalize, ConflictingNotarize, NullifyFinalize,
+            },
+        };
+        let (kind, body) = bytes.split_first()?;
+        let mut rng = rand::rng();
+        let strategy = commonware_parallel::Sequential;
+        let (kind, view, signer) = match *kind {
+            Self::NOTARIZE => {
+                let c = ConflictingNotarize::<Scheme, Digest>::decode(body.to_vec()).ok()?;
+                c.verify(&mut rng, verifier, &strategy)
+                    .then(|| ("conflicting-notarize", c.view().get(), c.signer().get()))?
+            }
+            Self::FINALIZE => {
+                let c = ConflictingFinalize::<Scheme, Digest>::decode(body.to_vec()).ok()?;
+                c.verify(&mut rng, verifier, &strategy)
+                    .then(|| ("conflicting-finalize", c.view().get(), c.signer().get()))?
+            }
+            Self::NULLIFY_FINALIZE => {
+                let c = NullifyFinalize::<Scheme, Digest>::decode(body.to_vec()).ok()?;
+                c.verify(&mut rng, verifier, &strategy)
+                    .then(|| ("nullify-finalize", c.view().get(), c.signer().get()))?
+            }
+            _ => return None,
+        };
+        Some(Fault { kind, view, signer })
+    }
+}
+
 /// Counters of the lanes, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LaneStats {
@@ -386,6 +467,12 @@ struct State {
     certified_roots: BTreeMap<u64, [u8; 32]>,
     /// Why this validator's execution disagrees with a quorum, once it does.
     diverged: Option<String>,
+    /// Evidence reported by consensus, not yet seen in a finalized block.
+    evidence_pending: Vec<Vec<u8>>,
+    /// Digests of the evidence in finalized blocks.
+    evidence_included: std::collections::HashSet<Digest>,
+    /// Faults proven by evidence in finalized blocks, with the block height.
+    evidence_on_chain: Vec<(u64, Fault)>,
     /// Batches asked for by digest, with the number of `sync_from` calls since.
     wanted: HashMap<Digest, u64>,
     /// Blocks asked for, likewise.
@@ -410,6 +497,8 @@ pub struct Application<S: Sender<PublicKey = Identity>> {
     members: Arc<Vec<Identity>>,
     /// Acknowledgements that certify a batch: n - f.
     quorum: usize,
+    /// Checks consensus signatures (equivocation evidence).
+    verifier: Scheme,
     /// Where blocks go out; attached with [`Self::with_sender`].
     blocks_out: Option<S>,
     /// Where forwarded transactions go.
@@ -451,6 +540,7 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             me,
             key: key.identity_key().clone(),
             quorum: members.len() - set.max_faults(),
+            verifier: set.verifier(),
             members: Arc::new(members),
             blocks_out: None,
             gossip_sink: None,
@@ -626,6 +716,17 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             tips,
             refs,
             state: certified,
+            evidence: state
+                .evidence_pending
+                .iter()
+                .filter(|e| {
+                    !state
+                        .evidence_included
+                        .contains(&Sha256::hash(&[e.as_slice()]))
+                })
+                .take(MAX_EVIDENCE)
+                .cloned()
+                .collect(),
         };
         let digest = block.digest();
         state.blocks.insert(digest, block);
@@ -783,6 +884,11 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         self.state().batches.get(digest).cloned()
     }
 
+    /// Faults proven by evidence in finalized blocks, with each block's height.
+    pub fn evidence_on_chain(&self) -> Vec<(u64, Fault)> {
+        self.state().evidence_on_chain.clone()
+    }
+
     /// Equivocation evidence reported by consensus.
     pub fn faults(&self) -> Vec<Fault> {
         self.state().faults.clone()
@@ -835,6 +941,14 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
                 tracing::debug!(error = %e, "a block names a batch without a valid certificate");
                 return false;
             }
+        }
+        if block.evidence.iter().any(|e| {
+            state
+                .evidence_included
+                .contains(&Sha256::hash(&[e.as_slice()]))
+                || Evidence::verify(e, &self.verifier).is_none()
+        }) {
+            return false;
         }
         if let Some(cert) = &block.state
             && (cert.height >= block.height
@@ -1295,6 +1409,23 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
             return;
         };
         Self::advance(state, &block);
+        for e in &block.evidence {
+            if state
+                .evidence_included
+                .insert(Sha256::hash(&[e.as_slice()]))
+                && let Some(fault) = Evidence::verify(e, &self.verifier)
+            {
+                state.evidence_on_chain.push((block.height, fault));
+            }
+        }
+        if !block.evidence.is_empty() {
+            let included = &state.evidence_included;
+            let pending = std::mem::take(&mut state.evidence_pending);
+            state.evidence_pending = pending
+                .into_iter()
+                .filter(|e| !included.contains(&Sha256::hash(&[e.as_slice()])))
+                .collect();
+        }
         if let Some(cert) = block.state {
             self.learn(state, cert);
         }
@@ -1399,7 +1530,17 @@ impl<S: Sender<PublicKey = Identity>> Reporter for Application<S> {
     type Activity = Activity<Scheme, Digest>;
 
     fn report(&mut self, activity: Self::Activity) -> Feedback {
+        let evidence = Evidence::encode(&activity);
         let mut state = self.state();
+        if let Some(e) = evidence
+            && !state
+                .evidence_included
+                .contains(&Sha256::hash(&[e.as_slice()]))
+            && !state.evidence_pending.contains(&e)
+            && state.evidence_pending.len() < 1_024
+        {
+            state.evidence_pending.push(e);
+        }
         match activity {
             Activity::Finalization(f) => {
                 state
@@ -1441,6 +1582,22 @@ mod tests {
             tips: vec![Tip { epoch: 3, seq: 2 }, Tip::default()],
             refs: Vec::new(),
             state: None,
+            evidence: vec![vec![1, 2, 3]],
+        }
+    }
+
+    #[test]
+    fn evidence_that_does_not_decode_or_verify_proves_nothing() {
+        let mut rng = rand::rng();
+        let keys: Vec<ValidatorKey> = (0..4).map(|_| ValidatorKey::generate(&mut rng)).collect();
+        let infos: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| k.info(1, format!("127.0.0.1:{}", 30_000 + i)))
+            .collect();
+        let verifier = ValidatorSet::new(&infos).expect("set").verifier();
+        for bytes in [Vec::new(), vec![1], vec![2; 300], vec![3; 40], vec![9; 500]] {
+            assert_eq!(Evidence::verify(&bytes, &verifier), None, "{bytes:?}");
         }
     }
 

@@ -521,6 +521,25 @@ fn seven_validators_with_an_invalid_proposer_and_an_equivocator() {
                 }
             }
             assert!(evidence > 0, "seed {seed}: the equivocation was recorded");
+            // ... and carried into finalized blocks, where every honest validator verifies it.
+            let mut on_chain = false;
+            for _ in 0..60 {
+                on_chain = apps.iter().all(|a| !a.evidence_on_chain().is_empty());
+                if on_chain {
+                    break;
+                }
+                context.sleep(Duration::from_millis(500)).await;
+            }
+            assert!(on_chain, "seed {seed}: the evidence is in finalized blocks");
+            for app in &apps {
+                for (height, fault) in app.evidence_on_chain() {
+                    assert!(height > 0);
+                    assert_eq!(
+                        fault.signer, culprit,
+                        "seed {seed}: evidence on chain names only the equivocator"
+                    );
+                }
+            }
             let refused: u64 = apps
                 .iter()
                 .map(|a| {

@@ -661,6 +661,7 @@ mod tests {
             tips: vec![Tip { epoch: 1, seq: 1 }],
             refs: Vec::new(),
             state: None,
+            evidence: Vec::new(),
         };
         for h in 1..=Archive::KEEP + 10 {
             let b = FinalizedBlock {
