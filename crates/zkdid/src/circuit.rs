@@ -15,8 +15,13 @@
 //! 6. `nullifier = Poseidon(secret, scope)`.
 //!
 //! Comparisons decompose the difference into bits: `a ≤ b` for `a, b < 2^n` holds exactly when
-//! `b − a` has an `n`-bit decomposition, so no field wrap-around can fake them. Every private
-//! integer is range checked to its width.
+//! `b − a` has an `n`-bit decomposition, so no field wrap-around can fake them. Every integer
+//! that enters a comparison is range checked to its width in the circuit itself — the private
+//! attributes *and* the public `date`, `max_birth_date` (32 bits) and `min_kyc` (8 bits). The
+//! typed [`PublicStatement`] can only produce in-range values, but a verifier that takes raw
+//! field elements as public inputs (for example an EVM verifier contract) must not be able to
+//! accept `date = p − 1` (every credential unexpired), a huge `max_birth_date` (every holder
+//! old enough) or `min_kyc = p − k` (every KYC level high enough).
 
 use ark_ed_on_bn254::Fr as Scalar;
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField, Zero};
@@ -115,6 +120,20 @@ impl ZkDidCircuit {
         }
     }
 
+    /// Replaces the public inputs with raw field elements, bypassing [`PublicStatement`]'s typed
+    /// derivation (which can only produce in-range values). Performs no checks: this is for
+    /// testing what the circuit *alone* enforces, as seen by a verifier that takes public inputs
+    /// as arbitrary field elements (for example an EVM verifier contract).
+    pub fn with_raw_public_inputs(mut self, inputs: [Fr; NUM_PUBLIC_INPUTS]) -> Self {
+        self.inputs = inputs;
+        self
+    }
+
+    /// The public inputs, in [`PublicStatement::public_inputs`] order.
+    pub fn public_inputs(&self) -> &[Fr; NUM_PUBLIC_INPUTS] {
+        &self.inputs
+    }
+
     /// Synthesizes the instance and reports whether every constraint holds (fast: no proving).
     pub fn is_satisfied(self) -> Result<bool, ZkError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
@@ -172,6 +191,12 @@ impl ConstraintSynthesizer<Fr> for ZkDidCircuit {
 
         // 1. The issuer key is a curve point.
         issuer.enforce_on_curve()?;
+
+        // Public integers, range checked in the circuit so the comparisons below are sound for
+        // any field elements a verifier may be given (not only those `PublicStatement` makes).
+        enforce_bits(date, 32)?;
+        enforce_bits(max_birth_date, 32)?;
+        enforce_bits(min_kyc, 8)?;
 
         // Private attributes, each range checked to its width.
         let witness = |v: Fr| FpVar::new_witness(cs.clone(), || Ok(v));

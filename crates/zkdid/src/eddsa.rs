@@ -377,13 +377,20 @@ mod tests {
     }
 
     fn circuit_accepts(pk: &IssuerPublicKey, msg: Fr, sig: &Signature) -> bool {
+        circuit_accepts_raw(pk, msg, sig.r8, &s_to_bits(&sig.s))
+    }
+
+    /// The gadget with an arbitrary `R8` and arbitrary [`S_BITS`] bits for `S` (a malicious
+    /// prover's witness, which need not come from a [`Signature`]).
+    fn circuit_accepts_raw(pk: &IssuerPublicKey, msg: Fr, r8: Point, s_bits: &[bool]) -> bool {
+        assert_eq!(s_bits.len(), S_BITS);
         let cs = ConstraintSystem::<Fr>::new_ref();
         let a = PointVar::new_witness_on_curve(cs.clone(), || Ok(pk.point())).unwrap();
         let m = FpVar::new_witness(cs.clone(), || Ok(msg)).unwrap();
-        let r8 = PointVar::new_witness_on_curve(cs.clone(), || Ok(sig.r8)).unwrap();
-        let s_bits: Vec<Boolean<Fr>> = s_to_bits(&sig.s)
-            .into_iter()
-            .map(|b| Boolean::new_witness(cs.clone(), || Ok(b)).unwrap())
+        let r8 = PointVar::new_witness_on_curve(cs.clone(), || Ok(r8)).unwrap();
+        let s_bits: Vec<Boolean<Fr>> = s_bits
+            .iter()
+            .map(|b| Boolean::new_witness(cs.clone(), || Ok(*b)).unwrap())
             .collect();
         verify_var(&a, &m, &r8, &s_bits).unwrap();
         cs.is_satisfied().unwrap()
@@ -399,5 +406,108 @@ mod tests {
         assert!(!circuit_accepts(&key.public(), msg + Fr::from(1u64), &sig));
         let other = IssuerKey::generate(&mut rng);
         assert!(!circuit_accepts(&other.public(), msg, &sig));
+    }
+
+    /// `S' = S + l` is the same scalar mod `l`, so `S'·B8 = S·B8` and the verification equation
+    /// still holds; only the in-circuit `S < l` check rejects it (signature malleability).
+    #[test]
+    fn circuit_rejects_s_plus_subgroup_order() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(13);
+        let key = IssuerKey::generate(&mut rng);
+        let l = Scalar::MODULUS;
+        // Find a signature whose S + l still fits the circuit's 251 bits (S < 2^251 - l,
+        // about a third of them).
+        let (msg, sig, bits) = (0..64)
+            .find_map(|_| {
+                let msg = Fr::rand(&mut rng);
+                let sig = key.sign(&msg);
+                let mut big = sig.s.into_bigint();
+                assert!(!big.add_with_carry(&l));
+                let bits = big.to_bits_le();
+                bits[S_BITS..]
+                    .iter()
+                    .all(|b| !b)
+                    .then(|| (msg, sig, bits[..S_BITS].to_vec()))
+            })
+            .expect("some S < 2^251 - l");
+        assert!(circuit_accepts(&key.public(), msg, &sig));
+        // The forged S' acts exactly like S on the base point...
+        assert_eq!(Point::base8().mul_bits_le(&bits), Point::base8_mul(&sig.s));
+        // ...so it is the range check that must (and does) reject it.
+        assert!(!circuit_accepts_raw(&key.public(), msg, sig.r8, &bits));
+        // Natively the encoding of S' does not even decode.
+        let mut encoded = sig.to_bytes();
+        let mut big = sig.s.into_bigint();
+        big.add_with_carry(&l);
+        encoded[64..].copy_from_slice(&big.to_bytes_be());
+        assert!(Signature::from_bytes(&encoded).is_err());
+    }
+
+    /// The small-order points of Baby Jubjub: orders 2, 4 and 8.
+    fn torsion_points() -> [Point; 3] {
+        let g = Point {
+            x: crate::babyjubjub::GENERATOR_X,
+            y: crate::babyjubjub::GENERATOR_Y,
+        };
+        // l·G has order 8 (G generates the whole group, of order 8·l).
+        let t8 = g.mul_bits_le(&Scalar::MODULUS.to_bits_le());
+        let t4 = t8.add(&t8);
+        let t2 = t4.add(&t4);
+        assert_eq!(
+            t2,
+            Point {
+                x: Fr::from(0u64),
+                y: -Fr::from(1u64)
+            }
+        );
+        for (t, order) in [(t2, 2u8), (t4, 4), (t8, 8)] {
+            assert!(t.is_on_curve() && !t.is_identity() && !t.is_in_subgroup());
+            let multiple = t.mul_bits_le(&[
+                order & 1 == 1,
+                order & 2 == 2,
+                order & 4 == 4,
+                order & 8 == 8,
+            ]);
+            assert!(multiple.is_identity(), "order {order}");
+        }
+        [t2, t4, t8]
+    }
+
+    /// `R8 + T` for a small-order `T` must not verify: neither with the original `S`, nor when
+    /// the signer consistently used `R8 + T` in the challenge (the equation is not cofactored).
+    #[test]
+    fn circuit_rejects_r8_plus_torsion() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(14);
+        let key = IssuerKey::generate(&mut rng);
+        let msg = Fr::rand(&mut rng);
+        let sig = key.sign(&msg);
+        assert!(circuit_accepts(&key.public(), msg, &sig));
+
+        // A signature whose nonce point is `r·B8 + t`, with the challenge over that point.
+        let r = Scalar::rand(&mut rng);
+        let sign_with_offset = |t: Point| {
+            let r8 = Point::base8_mul(&r).add(&t);
+            let h = challenge(&r8, &key.public().point(), &msg);
+            let s = r + Scalar::from(8u64) * fr_to_scalar(&h) * key.secret;
+            Signature { r8, s }
+        };
+        // Control: with no offset the construction is an ordinary valid signature.
+        let honest = sign_with_offset(Point::IDENTITY);
+        assert!(key.public().verify(&msg, &honest));
+        assert!(circuit_accepts(&key.public(), msg, &honest));
+
+        for t in torsion_points() {
+            let shifted = Signature {
+                r8: sig.r8.add(&t),
+                s: sig.s,
+            };
+            assert!(shifted.r8.is_on_curve());
+            assert!(!key.public().verify(&msg, &shifted));
+            assert!(!circuit_accepts(&key.public(), msg, &shifted));
+
+            let resigned = sign_with_offset(t);
+            assert!(!key.public().verify(&msg, &resigned));
+            assert!(!circuit_accepts(&key.public(), msg, &resigned));
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::field::Address20;
+use crate::field::{Address20, Fr, fr_to_hex};
 
 /// Everything that can go wrong, with messages meant for the user or the transaction receipt.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,27 @@ pub enum ZkError {
         /// Allowed lag.
         max_skew: u32,
     },
+    /// The statement's nullifier scope is not the one the registry's policy requires.
+    #[error(
+        "statement is for nullifier scope {}, the registry only accepts scope {}",
+        fr_to_hex(.statement),
+        fr_to_hex(.required)
+    )]
+    WrongScope {
+        /// Scope in the statement.
+        statement: Fr,
+        /// The scope the policy requires.
+        required: Fr,
+    },
+    /// A verifier was built with a verifying key from [`crate::insecure_dev_setup`] (or a key
+    /// file flagged so), whose toxic waste is public, without explicitly allowing it.
+    #[error(
+        "the verifying key comes from the insecure development setup, so anyone can forge proofs for it; use keys from a trusted setup ceremony, or ClaimVerifier::new_allowing_insecure_dev on development networks only"
+    )]
+    InsecureDevKey,
+    /// A registry policy that cannot be enforced as written.
+    #[error("invalid registry policy: {0}")]
+    InvalidPolicy(String),
     /// The statement asks for less than the registry's policy demands.
     #[error("statement does not meet the registry policy: {0}")]
     PolicyViolation(String),

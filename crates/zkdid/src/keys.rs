@@ -1,12 +1,15 @@
 //! Groth16 proving and verifying keys: the insecure development setup, and key files.
 //!
 //! A key file is a 45-byte header followed by the arkworks compressed serialization (the body):
-//! `b"PHZKDID\0" ‖ kind (b'P' or b'V') ‖ format version (1) ‖ flags ‖ public inputs (u16 BE) ‖
-//! SHA-256(body)`. Flag bit 0 marks keys made by [`insecure_dev_setup`]. The digest catches
-//! corrupted or truncated files (a flipped bit in a compressed point often still decodes to a
-//! valid, different point); it is not a signature, so key files must come from a trusted
-//! source. Loading also validates every curve point (on curve, in the prime-order subgroup),
-//! the public-input count and, for proving keys, that the key's dimensions match this circuit.
+//! `b"PHZKDID\0" ‖ kind (b'P' or b'V') ‖ format version (2) ‖ flags ‖ public inputs (u16 BE) ‖
+//! SHA-256(the 13 header bytes before it ‖ body)`. Flag bit 0 marks keys made by
+//! [`insecure_dev_setup`]. The digest catches corrupted or truncated files (a flipped bit in a
+//! compressed point often still decodes to a valid, different point) and, since it covers the
+//! header too, an edited header — in particular a cleared insecure-dev flag. (Version 1 files
+//! hashed only the body; they are refused.) It is not a signature, so key files must come from
+//! a trusted source. Loading also validates every curve point (on curve, in the prime-order
+//! subgroup), the public-input count and, for proving keys, that the key's dimensions match
+//! this circuit.
 
 use std::fs;
 use std::path::Path;
@@ -27,9 +30,20 @@ use crate::statement::NUM_PUBLIC_INPUTS;
 const MAGIC: &[u8; 8] = b"PHZKDID\0";
 const KIND_PROVING: u8 = b'P';
 const KIND_VERIFYING: u8 = b'V';
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
 const FLAG_INSECURE_DEV: u8 = 1;
-const HEADER_LEN: usize = 45;
+/// The header bytes before the checksum (all covered by it).
+const CHECKED_HEADER_LEN: usize = 13;
+const HEADER_LEN: usize = CHECKED_HEADER_LEN + 32;
+
+/// SHA-256 over the header fields before the checksum, then the body.
+fn checksum(checked_header: &[u8], body: &[u8]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(checked_header)
+        .chain_update(body)
+        .finalize()
+        .into()
+}
 
 /// A Groth16 proving key for the zkDID circuit.
 #[derive(Clone)]
@@ -95,8 +109,9 @@ fn header(kind: u8, insecure_dev: bool, body: &[u8]) -> [u8; HEADER_LEN] {
     h[8] = kind;
     h[9] = FORMAT_VERSION;
     h[10] = if insecure_dev { FLAG_INSECURE_DEV } else { 0 };
-    h[11..13].copy_from_slice(&(NUM_PUBLIC_INPUTS as u16).to_be_bytes());
-    h[13..].copy_from_slice(&Sha256::digest(body));
+    h[11..CHECKED_HEADER_LEN].copy_from_slice(&(NUM_PUBLIC_INPUTS as u16).to_be_bytes());
+    let digest = checksum(&h[..CHECKED_HEADER_LEN], body);
+    h[CHECKED_HEADER_LEN..].copy_from_slice(&digest);
     h
 }
 
@@ -140,7 +155,7 @@ fn parse_header<'a>(
         )));
     }
     let body = &bytes[HEADER_LEN..];
-    if Sha256::digest(body)[..] != bytes[13..HEADER_LEN] {
+    if checksum(&bytes[..CHECKED_HEADER_LEN], body)[..] != bytes[CHECKED_HEADER_LEN..HEADER_LEN] {
         return Err(bad(
             "checksum mismatch: the file is corrupted or truncated".into()
         ));
@@ -282,7 +297,7 @@ impl VerifyingKey {
     }
 
     /// Whether this key came from [`insecure_dev_setup`] (or a file saying so). A node should
-    /// refuse such keys outside development networks.
+    /// refuse such keys outside development networks; [`crate::ClaimVerifier::new`] does.
     pub fn is_insecure_dev(&self) -> bool {
         self.insecure_dev
     }

@@ -36,11 +36,15 @@
 //!   so a proof only exists for the wallet the credential names, and the registry requires that
 //!   wallet to be the transaction sender. The nullifier `Poseidon(secret, scope)` makes one claim
 //!   per credential per scope; Groth16 proofs are malleable, which the nullifier makes harmless.
+//!   The registry's [`Policy::required_scope`] pins the scope, so a holder cannot claim again
+//!   under a scope of their own choosing.
 //! * **Statement.** [`PublicStatement`] has a fixed-length canonical encoding for calldata and
 //!   derives the 17 public inputs itself; decoders reject malformed bytes and never panic.
 //! * **Keys.** [`insecure_dev_setup`] is for development only (its toxic waste is derivable
 //!   from the seed); production keys come from files ([`ProvingKey::load`],
-//!   [`VerifyingKey::load`]) produced by a proper ceremony.
+//!   [`VerifyingKey::load`]) produced by a proper ceremony. Key files keep the insecure-dev flag
+//!   under their checksum, and [`ClaimVerifier::new`] refuses flagged keys
+//!   ([`ClaimVerifier::new_allowing_insecure_dev`] is for development networks).
 //!
 //! # Example
 //! ```no_run
@@ -78,7 +82,9 @@
 //!
 //! let mut registry = InMemoryRegistry::new();
 //! registry.trust_issuer(issuer.public(), revocations.root());
-//! let verifier = ClaimVerifier::new(vk, Policy::default());
+//! let policy = Policy { required_scope: Some(scope), ..Policy::default() };
+//! // Dev keys only: production code uses `ClaimVerifier::new` with ceremony keys.
+//! let verifier = ClaimVerifier::new_allowing_insecure_dev(vk, policy)?;
 //! let claim = registry.submit(&verifier, wallet, today, &statement.to_bytes(), proof.as_bytes())?;
 //! assert_eq!(claim.wallet, wallet);
 //! # Ok(()) }

@@ -15,7 +15,7 @@ use crate::error::ZkError;
 use crate::field::{Address20, Fr, serde_fr};
 use crate::keys::VerifyingKey;
 use crate::proof::{decode_proof, verify_decoded};
-use crate::statement::{PublicStatement, Requirements};
+use crate::statement::{MAX_BLOCKED_COUNTRIES, PublicStatement, Requirements};
 
 /// The registry state a verification reads.
 pub trait RegistryState {
@@ -26,34 +26,81 @@ pub trait RegistryState {
 }
 
 /// The registry's minimum requirements: a statement must prove at least this much.
+///
+/// [`ClaimVerifier::new`] validates the policy ([`Policy::validate`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// Minimum `min_age_years` a statement may claim (18 for "adult").
     pub min_age_years: u8,
     /// Minimum `min_kyc_level` a statement may claim.
     pub min_kyc_level: u8,
-    /// Countries every statement's blocked list must contain.
+    /// Countries every statement's blocked list must contain: at most
+    /// [`MAX_BLOCKED_COUNTRIES`], distinct and non-zero (0 is padding, and always refused).
     pub required_blocked_countries: Vec<u16>,
+    /// The only nullifier scope accepted ([`ZkError::WrongScope`] for others). The nullifier
+    /// makes one claim per credential *per scope*; with `None` any scope is accepted, so a
+    /// holder can claim again under each new scope they pick. A registry that means "one claim
+    /// per credential" must set this.
+    pub required_scope: Option<Fr>,
     /// How many days the statement date may lag the verifier's date (proofs made just before
     /// midnight). The date may never be in the future.
     pub max_date_lag_days: u32,
 }
 
 impl Default for Policy {
-    /// Age 18, any KYC level, no required blocked countries, one day of lag.
+    /// Age 18, any KYC level, no required blocked countries, any scope, one day of lag.
     fn default() -> Self {
         Self {
             min_age_years: 18,
             min_kyc_level: 0,
             required_blocked_countries: Vec::new(),
+            required_scope: None,
             max_date_lag_days: 1,
         }
     }
 }
 
 impl Policy {
-    /// Checks that `statement` proves at least what the policy demands.
+    /// Checks that the policy can be met: [`ZkError::InvalidPolicy`] if it requires more blocked
+    /// countries than a statement holds, or lists country 0 or a country twice.
+    pub fn validate(&self) -> Result<(), ZkError> {
+        let countries = &self.required_blocked_countries;
+        if countries.len() > MAX_BLOCKED_COUNTRIES {
+            return Err(ZkError::InvalidPolicy(format!(
+                "it requires {} blocked countries, a statement holds at most {MAX_BLOCKED_COUNTRIES}",
+                countries.len()
+            )));
+        }
+        if countries.contains(&0) {
+            return Err(ZkError::InvalidPolicy(
+                "required blocked country 0 is padding, not a country (code 0 is always refused)"
+                    .into(),
+            ));
+        }
+        for (i, country) in countries.iter().enumerate() {
+            if countries[..i].contains(country) {
+                return Err(ZkError::InvalidPolicy(format!(
+                    "required blocked country {country} is listed twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the statement's nullifier scope against [`Policy::required_scope`].
+    pub fn check_scope(&self, statement: &PublicStatement) -> Result<(), ZkError> {
+        match self.required_scope {
+            Some(required) if required != statement.scope => Err(ZkError::WrongScope {
+                statement: statement.scope,
+                required,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that `statement` proves at least what the policy demands, in the required scope.
     pub fn check(&self, statement: &PublicStatement) -> Result<(), ZkError> {
+        self.check_scope(statement)?;
         let req = &statement.requirements;
         if req.min_age_years < self.min_age_years {
             return Err(ZkError::PolicyViolation(format!(
@@ -108,9 +155,21 @@ pub struct ClaimVerifier {
 }
 
 impl ClaimVerifier {
-    /// A verifier using `vk` and `policy`.
-    pub fn new(vk: VerifyingKey, policy: Policy) -> Self {
-        Self { vk, policy }
+    /// A verifier using `vk` and `policy`. Refuses a key flagged as coming from
+    /// [`crate::insecure_dev_setup`] ([`ZkError::InsecureDevKey`]) and a policy that fails
+    /// [`Policy::validate`] ([`ZkError::InvalidPolicy`]).
+    pub fn new(vk: VerifyingKey, policy: Policy) -> Result<Self, ZkError> {
+        if vk.is_insecure_dev() {
+            return Err(ZkError::InsecureDevKey);
+        }
+        Self::new_allowing_insecure_dev(vk, policy)
+    }
+
+    /// **Development networks and tests only.** Like [`ClaimVerifier::new`], but also accepts a
+    /// verifying key from [`crate::insecure_dev_setup`], for which anyone can forge proofs.
+    pub fn new_allowing_insecure_dev(vk: VerifyingKey, policy: Policy) -> Result<Self, ZkError> {
+        policy.validate()?;
+        Ok(Self { vk, policy })
     }
 
     /// The policy.
@@ -123,13 +182,16 @@ impl ClaimVerifier {
         &self.vk
     }
 
-    /// Checks a submission and returns the claim to record. In order: the statement and proof
-    /// decode; the issuer is trusted ([`ZkError::UntrustedIssuer`]); the revocation root is the
-    /// issuer's current one ([`ZkError::StaleRevocationRoot`]); the nullifier is unused in the
-    /// scope ([`ZkError::NullifierUsed`]); the wallet is the sender ([`ZkError::WrongWallet`]);
-    /// the date is today or at most `max_date_lag_days` earlier ([`ZkError::WrongDate`]); the
-    /// statement meets the policy ([`ZkError::PolicyViolation`]); and finally the Groth16 proof
-    /// verifies ([`ZkError::InvalidProof`]). Never panics on any input bytes.
+    /// Checks a submission and returns the claim to record. In order, cheap checks first: the
+    /// statement decodes ([`ZkError::MalformedStatement`]); the issuer is trusted
+    /// ([`ZkError::UntrustedIssuer`]); the revocation root is the issuer's current one
+    /// ([`ZkError::StaleRevocationRoot`]); the scope is the policy's ([`ZkError::WrongScope`]);
+    /// the nullifier is unused in the scope ([`ZkError::NullifierUsed`]); the wallet is the
+    /// sender ([`ZkError::WrongWallet`]); the date is today or at most `max_date_lag_days`
+    /// earlier ([`ZkError::WrongDate`]); the statement meets the policy
+    /// ([`ZkError::PolicyViolation`]); and only then the proof decodes, with its costly subgroup
+    /// checks ([`ZkError::MalformedProof`]), and the Groth16 proof verifies
+    /// ([`ZkError::InvalidProof`]). Never panics on any input bytes.
     pub fn verify(
         &self,
         state: &impl RegistryState,
@@ -151,13 +213,13 @@ impl ClaimVerifier {
         statement: &PublicStatement,
         proof_bytes: &[u8],
     ) -> Result<Claim, ZkError> {
-        let proof = decode_proof(proof_bytes)?;
         let root = state
             .revocation_root(&statement.issuer)
             .ok_or_else(|| ZkError::UntrustedIssuer(statement.issuer.to_string()))?;
         if root != statement.revocation_root {
             return Err(ZkError::StaleRevocationRoot);
         }
+        self.policy.check_scope(statement)?;
         if state.is_nullifier_used(&statement.scope, &statement.nullifier) {
             return Err(ZkError::NullifierUsed);
         }
@@ -176,6 +238,8 @@ impl ClaimVerifier {
             });
         }
         self.policy.check(statement)?;
+        // Expensive (point decompression and G2 subgroup check): only after every cheap check.
+        let proof = decode_proof(proof_bytes)?;
         verify_decoded(&self.vk, statement, &proof)?;
         Ok(Claim {
             wallet: statement.wallet,

@@ -72,7 +72,11 @@ impl Requirements {
 /// date makes the holder at least `min_age_years` old on `date`, whose KYC level is at least
 /// `min_kyc_level`, whose country is not blocked, and that `nullifier = Poseidon(secret, scope)`
 /// for the secret the credential commits to.
+///
+/// Deserializing (serde) validates like [`PublicStatement::from_bytes`]: the issuer key and the
+/// field elements must be valid and canonical, and the date's age threshold in range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedStatement")]
 pub struct PublicStatement {
     /// The issuer that signed the credential.
     pub issuer: IssuerPublicKey,
@@ -93,7 +97,49 @@ pub struct PublicStatement {
     pub nullifier: Fr,
 }
 
+/// [`PublicStatement`]'s serde form, before [`PublicStatement::validate`].
+#[derive(Deserialize)]
+struct UncheckedStatement {
+    issuer: IssuerPublicKey,
+    #[serde(with = "serde_fr")]
+    revocation_root: Fr,
+    wallet: Address20,
+    date: i32,
+    requirements: Requirements,
+    #[serde(with = "serde_fr")]
+    scope: Fr,
+    #[serde(with = "serde_fr")]
+    nullifier: Fr,
+}
+
+impl TryFrom<UncheckedStatement> for PublicStatement {
+    type Error = ZkError;
+
+    fn try_from(u: UncheckedStatement) -> Result<Self, ZkError> {
+        let statement = Self {
+            issuer: u.issuer,
+            revocation_root: u.revocation_root,
+            wallet: u.wallet,
+            date: u.date,
+            requirements: u.requirements,
+            scope: u.scope,
+            nullifier: u.nullifier,
+        };
+        statement.validate()?;
+        Ok(statement)
+    }
+}
+
 impl PublicStatement {
+    /// The checks decoders make beyond the types' own ([`ZkError::MalformedStatement`]): the
+    /// age threshold derived from the date and minimum age must be a representable date.
+    pub fn validate(&self) -> Result<(), ZkError> {
+        self.max_birth_date().map_err(|_| {
+            ZkError::MalformedStatement(format!("date {} is out of range", self.date))
+        })?;
+        Ok(())
+    }
+
     /// The latest birth date meeting the age requirement on the statement date.
     pub fn max_birth_date(&self) -> Result<i32, ZkError> {
         max_birth_date(self.date, self.requirements.min_age_years).ok_or_else(|| {
@@ -210,9 +256,7 @@ impl PublicStatement {
             scope,
             nullifier,
         };
-        statement
-            .max_birth_date()
-            .map_err(|_| malformed(format!("date {date} is out of range")))?;
+        statement.validate()?;
         Ok(statement)
     }
 }

@@ -42,7 +42,7 @@ fn valid_witness_satisfies_the_circuit() {
 fn shape_is_stable() {
     let shape = circuit_shape().unwrap();
     assert_eq!(shape.instance_variables, NUM_PUBLIC_INPUTS + 1);
-    // Guard against accidental blow-ups (about 14.8k today).
+    // Guard against accidental blow-ups (14,882 today, including the public range checks).
     assert!((10_000..20_000).contains(&shape.constraints), "{shape:?}");
 }
 
@@ -202,14 +202,33 @@ fn revoked_credential_is_rejected() {
         &old_path,
         Some(Unprovable::RevocationRootMismatch)
     ));
-    // Another credential's valid path does not help: its position is that nonce.
-    let other_path = f.tree.non_revocation_path(44).unwrap();
-    let mut relabelled = other_path.clone();
-    relabelled.nonce = 42;
+    // Borrowing another position's path does not help. The circuit takes only the siblings and
+    // places the empty leaf at the *credential's* nonce (`path.nonce` is not a circuit input),
+    // so a revoked credential with nonce 44 cannot use the valid path of unrevoked nonce 42.
+    let mut revoked = Fixture::new(10).with_credential(|c| c.revocation_nonce = 44);
+    revoked.tree.revoke(44);
+    let borrowed = revoked.tree.non_revocation_path(42).unwrap();
+    assert!(borrowed.verify(&revoked.tree.root()));
+    // Labelled 42, the native check sees the mismatch; relabelled 44, it passes that check and
+    // fails on the root. The circuit gets the same siblings either way and is unsatisfiable.
+    assert!(matches!(
+        check_witness(
+            &revoked.statement(),
+            &revoked.signed,
+            &revoked.secret,
+            &borrowed
+        ),
+        Err(ZkError::Unprovable(Unprovable::NonceMismatch {
+            path: 42,
+            credential: 44
+        }))
+    ));
+    let mut relabelled = borrowed.clone();
+    relabelled.nonce = 44;
     assert!(!satisfied(
-        &f.statement(),
-        &f.signed,
-        &f.secret,
+        &revoked.statement(),
+        &revoked.signed,
+        &revoked.secret,
         &relabelled,
         Some(Unprovable::RevocationRootMismatch)
     ));
@@ -251,4 +270,68 @@ fn leap_day_birthday() {
     ));
     f.today = date(2026, 3, 1);
     assert!(fixture_satisfied(&f, None));
+}
+
+/// Satisfiability of the fixture's witness with its public inputs, as raw field elements,
+/// edited by `edit` (bypassing `PublicStatement`, which only produces in-range values).
+fn satisfied_with_raw_inputs(f: &Fixture, edit: impl FnOnce(&mut [Fr; NUM_PUBLIC_INPUTS])) -> bool {
+    let circuit = ZkDidCircuit::new(&f.statement(), &f.signed, &f.secret, &f.path()).unwrap();
+    let mut inputs = *circuit.public_inputs();
+    edit(&mut inputs);
+    circuit
+        .with_raw_public_inputs(inputs)
+        .is_satisfied()
+        .unwrap()
+}
+
+/// `date`, `max_birth_date` and `min_kyc` are range checked in the circuit, not only by the
+/// typed statement: a verifier fed raw field elements (an EVM verifier contract, say) cannot be
+/// made to accept wrapped-around values. Each case below satisfies every comparison if the
+/// public side is not range checked.
+#[test]
+fn out_of_range_public_inputs_are_unsatisfiable() {
+    const DATE: usize = 4;
+    const MAX_BIRTH: usize = 5;
+    const MIN_KYC: usize = 6;
+    let p_minus = |k: u64| -Fr::from(k);
+    // The native check names the violation each forged witness below hides.
+    let unprovable =
+        |f: &Fixture| match check_witness(&f.statement(), &f.signed, &f.secret, &f.path()) {
+            Err(ZkError::Unprovable(reason)) => reason,
+            other => panic!("expected Unprovable, got {other:?}"),
+        };
+
+    // Control: the raw inputs as derived from the statement are fine.
+    assert!(satisfied_with_raw_inputs(&Fixture::new(20), |_| {}));
+
+    // An expired credential, claimed for `date = p - k` ("before" every expiry date).
+    let f = Fixture::new(20);
+    let today = f.today;
+    let expired = f.with_credential(|c| c.expiry_date = today - 1);
+    assert!(matches!(unprovable(&expired), Unprovable::Expired { .. }));
+    for k in [1u64, 1 << 31] {
+        assert!(
+            !satisfied_with_raw_inputs(&expired, |i| i[DATE] = p_minus(k)),
+            "date = p - {k} must not hide expiry"
+        );
+    }
+
+    // A holder aged 6, with `max_birth_date` just above 32 bits (so `max - birth` still fits).
+    let child = Fixture::new(21).with_credential(|c| c.birth_date = date(2020, 1, 1));
+    assert!(matches!(unprovable(&child), Unprovable::Underage { .. }));
+    assert!(
+        !satisfied_with_raw_inputs(&child, |i| i[MAX_BIRTH] = Fr::from(1u64 << 32)),
+        "max_birth_date = 2^32 must not make a child an adult"
+    );
+
+    // KYC level 0 against `min_kyc = p - k` ("below" every level).
+    let unverified = Fixture::new(22).with_credential(|c| c.kyc_level = 0);
+    assert!(matches!(
+        unprovable(&unverified),
+        Unprovable::KycTooLow { .. }
+    ));
+    assert!(
+        !satisfied_with_raw_inputs(&unverified, |i| i[MIN_KYC] = p_minus(1)),
+        "min_kyc = p - 1 must not pass KYC level 0"
+    );
 }

@@ -34,18 +34,41 @@ fn proven() -> &'static (Fixture, ProofBytes) {
     })
 }
 
-/// A key file around `body`, with a correct checksum.
-fn with_header(kind: u8, body: &[u8]) -> Vec<u8> {
+/// A key file around `body` with the given flags and a correct checksum (over the header bytes
+/// before it and the body).
+fn with_header_flags(kind: u8, flags: u8, body: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let mut h = b"PHZKDID\0".to_vec();
-    h.extend_from_slice(&[kind, 1, 1, 0, NUM_PUBLIC_INPUTS as u8]);
-    h.extend_from_slice(&Sha256::digest(body));
+    h.extend_from_slice(&[kind, 2, flags, 0, NUM_PUBLIC_INPUTS as u8]);
+    let digest = Sha256::new().chain_update(&h).chain_update(body).finalize();
+    h.extend_from_slice(&digest);
     h.extend_from_slice(body);
     h
 }
 
+/// A key file around `body`, flagged insecure-dev, with a correct checksum.
+fn with_header(kind: u8, body: &[u8]) -> Vec<u8> {
+    with_header_flags(kind, 1, body)
+}
+
+/// A verifier with `policy` and the (insecure, so explicitly allowed) test key.
+fn verifier_with(policy: Policy) -> ClaimVerifier {
+    ClaimVerifier::new_allowing_insecure_dev(keys().1.clone(), policy).unwrap()
+}
+
 fn verifier() -> ClaimVerifier {
-    ClaimVerifier::new(keys().1.clone(), Policy::default())
+    verifier_with(Policy::default())
+}
+
+/// A proof that decodes (valid subgroup points) but proves nothing: the valid proof with `A`
+/// negated.
+fn decodable_wrong_proof(proof: &ProofBytes) -> Vec<u8> {
+    let mut decoded = decode_proof(proof.as_bytes()).unwrap();
+    decoded.a = -decoded.a;
+    let mut bytes = Vec::new();
+    decoded.serialize_compressed(&mut bytes).unwrap();
+    assert_eq!(bytes.len(), PROOF_LEN);
+    bytes
 }
 
 #[test]
@@ -346,47 +369,375 @@ fn malformed_bytes_are_rejected() {
     );
 }
 
+/// The policy is checked before the (expensive) proof: a statement below the policy is refused
+/// with `PolicyViolation` even when its proof is well-formed but wrong, which a verifier checking
+/// the proof first would report as `InvalidProof`.
 #[test]
 fn policy_is_enforced_before_verification() {
     let (f, proof) = proven();
     let registry = f.registry();
-    let strict = ClaimVerifier::new(
-        keys().1.clone(),
+    let check = |policy: Policy, statement: &PublicStatement, proof: &[u8]| {
+        // Control: the proof is decodable and does not verify for this statement.
+        decode_proof(proof).unwrap();
+        assert!(matches!(
+            verify(&keys().1, statement, proof),
+            Err(ZkError::InvalidProof)
+        ));
+        let err = verifier_with(policy)
+            .verify(&registry, f.wallet, f.today, &statement.to_bytes(), proof)
+            .unwrap_err();
+        assert!(matches!(err, ZkError::PolicyViolation(_)), "{err:?}");
+        err.to_string()
+    };
+    let weaker = |edit: &dyn Fn(&mut Requirements)| {
+        let mut statement = f.statement();
+        edit(&mut statement.requirements);
+        statement
+    };
+
+    // Statements asking less than the policy, submitted with the proof made for the fixture's
+    // (stronger) statement, which does not verify for them.
+    let msg = check(
+        Policy::default(),
+        &weaker(&|r| r.min_age_years = 17),
+        proof.as_bytes(),
+    );
+    assert!(
+        msg.contains("proves age ≥ 17, the registry requires ≥ 18"),
+        "{msg}"
+    );
+    let msg = check(
+        Policy {
+            min_kyc_level: 1,
+            ..Policy::default()
+        },
+        &weaker(&|r| r.min_kyc_level = 0),
+        proof.as_bytes(),
+    );
+    assert!(
+        msg.contains("proves KYC level ≥ 0, the registry requires ≥ 1"),
+        "{msg}"
+    );
+    let msg = check(
+        Policy {
+            required_blocked_countries: vec![760],
+            ..Policy::default()
+        },
+        &weaker(&|r| r.blocked_countries[2] = 0),
+        proof.as_bytes(),
+    );
+    assert!(msg.contains("does not exclude country 760"), "{msg}");
+
+    // The fixture's own statement under stricter policies, with a well-formed wrong proof.
+    let wrong = decodable_wrong_proof(proof);
+    let statement = f.statement();
+    let msg = check(
         Policy {
             min_age_years: 21,
             ..Policy::default()
         },
+        &statement,
+        &wrong,
     );
-    let err = strict
-        .verify(
-            &registry,
-            f.wallet,
-            f.today,
-            &f.statement().to_bytes(),
-            proof.as_bytes(),
-        )
-        .unwrap_err();
-    assert!(err.to_string().contains("requires ≥ 21"), "{err}");
-    let blocks_cuba = ClaimVerifier::new(
-        keys().1.clone(),
+    assert!(msg.contains("requires ≥ 21"), "{msg}");
+    let msg = check(
+        Policy {
+            min_kyc_level: 2,
+            ..Policy::default()
+        },
+        &statement,
+        &wrong,
+    );
+    assert!(
+        msg.contains("proves KYC level ≥ 1, the registry requires ≥ 2"),
+        "{msg}"
+    );
+    let msg = check(
         Policy {
             required_blocked_countries: vec![192],
             ..Policy::default()
         },
+        &statement,
+        &wrong,
     );
-    let err = blocks_cuba
+    assert!(msg.contains("does not exclude country 192"), "{msg}");
+
+    // And with the correct proof a policy the statement meets accepts it.
+    verifier_with(Policy {
+        min_kyc_level: 1,
+        required_blocked_countries: vec![760, 408],
+        ..Policy::default()
+    })
+    .verify(
+        &registry,
+        f.wallet,
+        f.today,
+        &statement.to_bytes(),
+        proof.as_bytes(),
+    )
+    .unwrap();
+}
+
+/// Every cheap registry check runs before the proof is decoded (point decompression and the
+/// G2 subgroup check are the expensive part of rejecting junk).
+#[test]
+fn cheap_checks_come_before_proof_decoding() {
+    let (f, _) = proven();
+    let garbage = [0xffu8; PROOF_LEN];
+    assert!(matches!(
+        decode_proof(&garbage),
+        Err(ZkError::MalformedProof(_))
+    ));
+    let statement = f.statement();
+    let submit = |registry: &InMemoryRegistry,
+                  verifier: &ClaimVerifier,
+                  sender: Address20,
+                  today: i32,
+                  statement: &PublicStatement| {
+        verifier
+            .verify(registry, sender, today, &statement.to_bytes(), &garbage)
+            .unwrap_err()
+    };
+
+    // Untrusted issuer.
+    let untrusted = InMemoryRegistry::new();
+    let err = submit(&untrusted, &verifier(), f.wallet, f.today, &statement);
+    assert!(matches!(err, ZkError::UntrustedIssuer(_)), "{err:?}");
+    // Stale root.
+    let mut stale = f.registry();
+    stale
+        .set_revocation_root(&f.issuer.public(), Fr::from(7u64))
+        .unwrap();
+    let err = submit(&stale, &verifier(), f.wallet, f.today, &statement);
+    assert!(matches!(err, ZkError::StaleRevocationRoot), "{err:?}");
+    // Wrong scope.
+    let scoped = verifier_with(Policy {
+        required_scope: Some(scope_from_label(b"another registry")),
+        ..Policy::default()
+    });
+    let err = submit(&f.registry(), &scoped, f.wallet, f.today, &statement);
+    assert!(matches!(err, ZkError::WrongScope { .. }), "{err:?}");
+    // Used nullifier.
+    let mut used = f.registry();
+    used.record(Claim {
+        wallet: f.wallet,
+        issuer: f.issuer.public(),
+        scope: f.scope,
+        nullifier: statement.nullifier,
+        requirements: f.requirements,
+        date: f.today,
+        revocation_root: f.tree.root(),
+    })
+    .unwrap();
+    let err = submit(&used, &verifier(), f.wallet, f.today, &statement);
+    assert!(matches!(err, ZkError::NullifierUsed), "{err:?}");
+    // Wrong sender, wrong date, policy.
+    let registry = f.registry();
+    let err = submit(
+        &registry,
+        &verifier(),
+        Address20([0xee; 20]),
+        f.today,
+        &statement,
+    );
+    assert!(matches!(err, ZkError::WrongWallet { .. }), "{err:?}");
+    let err = submit(&registry, &verifier(), f.wallet, f.today + 5, &statement);
+    assert!(matches!(err, ZkError::WrongDate { .. }), "{err:?}");
+    let mut young = statement;
+    young.requirements.min_age_years = 16;
+    let err = submit(&registry, &verifier(), f.wallet, f.today, &young);
+    assert!(matches!(err, ZkError::PolicyViolation(_)), "{err:?}");
+    // Everything else in order: now the proof is looked at.
+    let err = submit(&registry, &verifier(), f.wallet, f.today, &statement);
+    assert!(matches!(err, ZkError::MalformedProof(_)), "{err:?}");
+}
+
+/// `Policy::required_scope` pins the nullifier scope; a holder cannot claim again by picking
+/// another scope (the nullifier only makes one claim per credential *per scope*).
+#[test]
+fn scope_is_enforced() {
+    let (f, proof) = proven();
+    let statement = f.statement();
+    let pinned = verifier_with(Policy {
+        required_scope: Some(f.scope),
+        ..Policy::default()
+    });
+    let mut registry = f.registry();
+    registry
+        .submit(
+            &pinned,
+            f.wallet,
+            f.today,
+            &statement.to_bytes(),
+            proof.as_bytes(),
+        )
+        .unwrap();
+
+    // The same holder, another scope: a fresh nullifier, so only the scope check stops a
+    // second claim. (The proof is for the first scope; the scope check comes first.)
+    let other_scope = scope_from_label(b"scope of my choosing");
+    let mut second = statement;
+    second.scope = other_scope;
+    second.nullifier = f.secret.nullifier(&other_scope);
+    assert!(!registry.is_nullifier_used(&second.scope, &second.nullifier));
+    let err = pinned
         .verify(
             &registry,
+            f.wallet,
+            f.today,
+            &second.to_bytes(),
+            proof.as_bytes(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, ZkError::WrongScope { statement, required }
+            if statement == other_scope && required == f.scope),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("statement is for nullifier scope 0x")
+            && msg.contains("the registry only accepts scope 0x"),
+        "{msg}"
+    );
+    assert!(pinned.policy().check(&second).is_err());
+    // Without a required scope the registry would go on to check the proof.
+    let err = verifier()
+        .verify(
+            &registry,
+            f.wallet,
+            f.today,
+            &second.to_bytes(),
+            proof.as_bytes(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ZkError::InvalidProof), "{err:?}");
+
+    // A registry pinned to another scope refuses the valid proof outright.
+    let elsewhere = verifier_with(Policy {
+        required_scope: Some(other_scope),
+        ..Policy::default()
+    });
+    let err = elsewhere
+        .verify(
+            &f.registry(),
+            f.wallet,
+            f.today,
+            &statement.to_bytes(),
+            proof.as_bytes(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ZkError::WrongScope { .. }), "{err:?}");
+}
+
+/// A policy that no statement can meet, or that is ill-formed, is refused when the verifier is
+/// built, not at the first submission.
+#[test]
+fn invalid_policies_are_refused() {
+    let build = |countries: Vec<u16>| {
+        verifier_with_result(Policy {
+            required_blocked_countries: countries,
+            ..Policy::default()
+        })
+    };
+    assert!(build(vec![1, 2, 3, 4, 5, 6, 7, 8]).is_ok());
+    let err = build(vec![1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap_err();
+    assert!(matches!(err, ZkError::InvalidPolicy(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "invalid registry policy: it requires 9 blocked countries, a statement holds at most 8"
+    );
+    // Duplicates would let 9 entries look satisfiable; refused as such.
+    let err = build(vec![1, 2, 3, 4, 5, 6, 7, 8, 8]).unwrap_err();
+    assert!(matches!(err, ZkError::InvalidPolicy(_)), "{err:?}");
+    let err = build(vec![408, 364, 408]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid registry policy: required blocked country 408 is listed twice"
+    );
+    let err = build(vec![408, 0]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required blocked country 0 is padding"),
+        "{err}"
+    );
+    // The same checks on the production constructor (with a key that is not flagged).
+    let (_, vk) = production_like_keys();
+    let err = ClaimVerifier::new(
+        vk,
+        Policy {
+            required_blocked_countries: vec![0; 9],
+            ..Policy::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, ZkError::InvalidPolicy(_)), "{err:?}");
+}
+
+fn verifier_with_result(policy: Policy) -> Result<ClaimVerifier, ZkError> {
+    ClaimVerifier::new_allowing_insecure_dev(keys().1.clone(), policy)
+}
+
+/// The test keys re-wrapped as if from a ceremony: the same body in a key file whose header is
+/// not flagged insecure-dev (a valid file, checksum included).
+fn production_like_keys() -> (Vec<u8>, VerifyingKey) {
+    let body = keys().1.to_bytes().unwrap()[45..].to_vec();
+    let file = with_header_flags(b'V', 0, &body);
+    let vk = VerifyingKey::from_bytes(&file).unwrap();
+    assert!(!vk.is_insecure_dev());
+    (file, vk)
+}
+
+/// `ClaimVerifier::new` refuses keys flagged insecure-dev unless explicitly allowed, and the
+/// flag cannot be cleared from a key file without breaking its checksum.
+#[test]
+fn insecure_dev_keys_are_refused_unless_allowed() {
+    let (f, proof) = proven();
+    let (_, vk) = keys();
+    assert!(vk.is_insecure_dev());
+    let err = ClaimVerifier::new(vk.clone(), Policy::default()).unwrap_err();
+    assert!(matches!(err, ZkError::InsecureDevKey), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("comes from the insecure development setup"),
+        "{err}"
+    );
+    // Loaded from a file, the flag survives and is refused the same way.
+    let loaded = VerifyingKey::from_bytes(&vk.to_bytes().unwrap()).unwrap();
+    assert!(loaded.is_insecure_dev());
+    assert!(matches!(
+        ClaimVerifier::new(loaded.clone(), Policy::default()),
+        Err(ZkError::InsecureDevKey)
+    ));
+    ClaimVerifier::new_allowing_insecure_dev(loaded, Policy::default()).unwrap();
+
+    // Clearing the flag byte of a dev key file is detected.
+    let mut cleared = vk.to_bytes().unwrap();
+    assert_eq!(cleared[10], 1);
+    cleared[10] = 0;
+    let err = VerifyingKey::from_bytes(&cleared).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "verifying key is malformed: checksum mismatch: the file is corrupted or truncated"
+    );
+    let mut cleared_pk = keys().0.to_bytes().unwrap();
+    assert_eq!(cleared_pk[10], 1);
+    cleared_pk[10] = 0;
+    let err = ProvingKey::from_bytes(&cleared_pk).unwrap_err();
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+
+    // A key that is not flagged is accepted by the production constructor.
+    let (_, production) = production_like_keys();
+    let verifier = ClaimVerifier::new(production, Policy::default()).unwrap();
+    verifier
+        .verify(
+            &f.registry(),
             f.wallet,
             f.today,
             &f.statement().to_bytes(),
             proof.as_bytes(),
         )
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("does not exclude country 192"),
-        "{err}"
-    );
+        .unwrap();
 }
 
 #[test]

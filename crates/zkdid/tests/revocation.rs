@@ -86,15 +86,29 @@ fn revoked_leaf_cannot_be_proven_empty_with_any_sibling_set_from_the_tree() {
         tree.revoke(n * 2);
     }
     let root = tree.root();
-    for n in 0..32u32 {
-        let expected_revoked = n % 2 == 0;
+    // Every sibling set the tree hands out: the paths of all unrevoked nonces around the revoked
+    // ones (each revoked even nonce's odd neighbours included) and of some far-away nonces.
+    let mut paths = Vec::new();
+    for n in (0..34u32).chain([1000, 1 << 20, u32::MAX]) {
+        let expected_revoked = n % 2 == 0 && n < 32;
         assert_eq!(tree.is_revoked(n), expected_revoked);
         if !expected_revoked {
-            // Take the odd neighbour's valid path and claim the even nonce: must fail.
-            let mut path = tree.non_revocation_path(n).unwrap();
-            assert!(path.verify(&root));
-            path.nonce = n - 1;
-            assert!(!path.verify(&root));
+            let path = tree.non_revocation_path(n).unwrap();
+            assert!(path.verify(&root), "nonce {n}");
+            paths.push(path);
+        }
+    }
+    assert_eq!(paths.len(), 16 + 2 + 3);
+    // Relabelling any of them to a revoked nonce proves nothing: the leaf position is the nonce.
+    for revoked in (0..16u32).map(|n| n * 2) {
+        for path in &paths {
+            let mut moved = path.clone();
+            moved.nonce = revoked;
+            assert!(
+                !moved.verify(&root),
+                "siblings of {} prove revoked {revoked}",
+                path.nonce
+            );
         }
     }
 }
