@@ -436,6 +436,8 @@ pub(crate) fn send_dev_transaction(
         .iter()
         .find(|w| w.address() == from)
         .ok_or_else(|| server_error(format!("unknown account {from}")))?;
+    // In flight first, then the snapshot (see eth_getTransactionCount).
+    let in_flight = ctx.pool.in_flight_nonce(from);
     let snap = ctx.snapshot()?;
     let state_nonce = snap
         .account(from)
@@ -444,7 +446,7 @@ pub(crate) fn send_dev_transaction(
         .unwrap_or_default();
     let nonce = request
         .nonce
-        .unwrap_or_else(|| ctx.pool.pending_nonce(from, state_nonce));
+        .unwrap_or_else(|| ctx.pool.pending_nonce(from, state_nonce.max(in_flight)));
     let gas_limit = match request.gas {
         Some(g) => g,
         None => ctx.estimate_gas(&request, None, None)?,

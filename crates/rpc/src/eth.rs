@@ -208,17 +208,24 @@ pub(crate) fn register(m: &mut RpcModule<Arc<RpcContext>>) -> Result<(), crate::
         let mut seq = p.sequence();
         let address: Address = seq.next()?;
         let id = block_id_param(&mut seq)?;
+        let pending = matches!(id, Some(BlockId::Number(BlockNumberOrTag::Pending)));
+        // Read what is executed but not committed before the snapshot: a block committed in
+        // between (and dropped from the in-flight set) is then in the snapshot.
+        let in_flight = if pending {
+            ctx.pool.in_flight_nonce(address)
+        } else {
+            0
+        };
         let snap = ctx.state_at(id)?;
         let nonce = snap
             .account(address)
             .map_err(internal)?
             .map(|a| a.nonce)
             .unwrap_or_default();
-        let nonce = match id {
-            Some(BlockId::Number(BlockNumberOrTag::Pending)) => {
-                ctx.pool.pending_nonce(address, nonce)
-            }
-            _ => nonce,
+        let nonce = if pending {
+            ctx.pool.pending_nonce(address, nonce.max(in_flight))
+        } else {
+            nonce
         };
         RpcResult::Ok(U64::from(nonce))
     })?;

@@ -424,6 +424,13 @@ impl TxPool {
             .map(|(_, tx)| tx.clone())
     }
 
+    /// The nonce after the sender's executed transactions not yet committed (0 if none). A
+    /// caller that reads this *before* taking its state snapshot never misses a transaction:
+    /// either it is still in flight here, or its block was committed before the snapshot.
+    pub fn in_flight_nonce(&self, sender: Address) -> u64 {
+        self.inner.lock().in_flight.nonce(&sender)
+    }
+
     /// The nonce the sender's next transaction should carry: the account nonce plus its pending
     /// transactions.
     pub fn pending_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
