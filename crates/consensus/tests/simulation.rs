@@ -468,12 +468,22 @@ fn seven_validators_with_an_invalid_proposer_and_an_equivocator() {
                 .raw_blocks
                 .take()
                 .expect("block channel");
-            for bytes in [
-                vec![1u8, 0, 0],
-                [vec![1u8], vec![0; 56], u32::MAX.to_be_bytes().to_vec()].concat(),
-                [vec![1u8], vec![0; 56], vec![0; 4], vec![9]].concat(),
+            let garbage_messages = [
+                // Blocks: truncated, absurd lane count, trailing bytes, unknown version.
+                vec![2u8, 0, 0],
+                [vec![2u8], vec![0; 56], u32::MAX.to_be_bytes().to_vec()].concat(),
+                [vec![2u8], vec![0; 56], vec![0; 4], vec![9]].concat(),
                 vec![7u8; 64],
-            ] {
+                // Lane messages: a truncated batch, an acknowledgement and a certificate that
+                // do not decode, a request of the wrong length, a state vote with a bad
+                // signature.
+                vec![0xf2, 0, 0],
+                [vec![0xf3], vec![0xab; 150]].concat(),
+                [vec![0xf4], vec![0xcd; 90]].concat(),
+                vec![0xf5, 1, 2, 3],
+                [vec![0xf6], vec![0u8; 8], vec![0x11; 32], vec![0x22; 64]].concat(),
+            ];
+            for bytes in garbage_messages.iter().cloned() {
                 garbage.send(Recipients::All, IoBuf::from(bytes), false);
             }
             context.sleep(Duration::from_millis(200)).await;
@@ -550,8 +560,8 @@ fn seven_validators_with_an_invalid_proposer_and_an_equivocator() {
                 })
                 .sum();
             assert!(
-                refused > 0,
-                "seed {seed}: garbage blocks were refused and counted per peer"
+                refused >= (garbage_messages.len() * apps.len()) as u64,
+                "seed {seed}: every garbage message was refused and counted per peer: {refused}"
             );
         },
     );
