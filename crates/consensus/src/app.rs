@@ -276,10 +276,10 @@ pub trait BatchSource: Send + Sync + 'static {
 pub type BatchCheck = Arc<dyn Fn(u32, &[u8], u64, &[bool]) -> bool + Send + Sync>;
 
 /// Finalized blocks without progress after which a lane counts as stalled for routing.
-pub const STALL_BLOCKS: u64 = 6;
+pub const STALL_BLOCKS: u64 = 4;
 /// Ticks without a batch after which a lane owner cuts an empty one, so a live but idle lane
 /// keeps moving and is never taken for stalled.
-const HEARTBEAT_TICKS: u64 = 20;
+const HEARTBEAT_TICKS: u64 = 10;
 
 /// The lane that carries a sender whose home lane is `home`: `home` itself, or while it is
 /// stalled the next lane that is not.

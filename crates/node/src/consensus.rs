@@ -338,10 +338,10 @@ impl Archive {
 }
 
 /// Forwarded transactions still in the pool after this long are forwarded again.
-const FORWARD_AGAIN: Duration = Duration::from_secs(2);
+const FORWARD_AGAIN: Duration = Duration::from_secs(1);
 /// Times a transaction is forwarded at most (every [`FORWARD_AGAIN`] while it waits in the
 /// pool: long enough for a stalled lane to be routed around).
-const FORWARD_TRIES: u8 = 15;
+const FORWARD_TRIES: u8 = 30;
 /// Forwarded transactions remembered for a retry at most.
 const FORWARD_MEMORY: usize = 200_000;
 
