@@ -56,6 +56,8 @@ const MAX_PENDING: usize = 16;
 const MAX_CUT_PER_TICK: usize = 8;
 /// Ticks before an unacknowledged batch or an unincluded certificate is sent again.
 const RETRY_TICKS: u64 = 10;
+/// Finalized heights between two prunings of what is held in memory.
+const PRUNE_EVERY: u64 = 64;
 /// Most pieces of evidence in one block.
 const MAX_EVIDENCE: usize = 16;
 /// Largest piece of evidence, in bytes.
@@ -77,6 +79,9 @@ pub struct Limits {
     pub max_batch_bytes: usize,
     /// Most declared gas of the lane batches of one block (the chain's block gas limit).
     pub max_block_gas: u64,
+    /// Finalized heights of blocks and lane batches kept in memory (to build on, verify
+    /// against and serve to validators catching up); older ones are dropped.
+    pub retain_heights: u64,
 }
 
 impl Default for Limits {
@@ -86,6 +91,7 @@ impl Default for Limits {
             max_block_bytes: 4 * 1024 * 1024,
             max_batch_bytes: 2 * 1024 * 1024,
             max_block_gas: u64::MAX,
+            retain_heights: 8_192,
         }
     }
 }
@@ -478,6 +484,8 @@ struct State {
     /// Blocks asked for, likewise.
     wanted_blocks: HashMap<Digest, u64>,
     stats: LaneStats,
+    /// Finalized height at the last pruning.
+    pruned_at: u64,
 }
 
 /// One validator's application: cuts and acknowledges lane batches, proposes, relays and
@@ -1369,6 +1377,34 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         }
     }
 
+    /// Drops blocks more than `retain_heights` below the finalized height, lane batches no
+    /// retained block names and no block will (at or below their lane's finalized tip), and
+    /// the oldest finalization records beyond the same count.
+    fn prune(&self, state: &mut State) {
+        let cutoff = state
+            .final_height
+            .saturating_sub(self.limits.retain_heights);
+        state.blocks.retain(|_, b| b.height >= cutoff);
+        let named: std::collections::HashSet<Digest> = state
+            .blocks
+            .values()
+            .flat_map(|b| b.refs.iter().map(|r| r.digest))
+            .collect();
+        let tips = state.final_tips.clone();
+        state.batches.retain(|digest, b| {
+            named.contains(digest) || tips.get(b.lane as usize).is_none_or(|tip| b.at > *tip)
+        });
+        while state.finalized.len() as u64 > self.limits.retain_heights.max(1) {
+            state.finalized.pop_first();
+        }
+    }
+
+    /// Blocks and lane batches held in memory.
+    pub fn held(&self) -> (usize, usize) {
+        let state = self.state();
+        (state.blocks.len(), state.batches.len())
+    }
+
     /// Moves the finalized lane tips to `block`'s.
     fn advance(state: &mut State, block: &Proposal) {
         if block.height <= state.final_height {
@@ -1428,6 +1464,12 @@ impl<S: Sender<PublicKey = Identity>> Application<S> {
         }
         if let Some(cert) = block.state {
             self.learn(state, cert);
+        }
+        if state.final_height
+            >= state.pruned_at + PRUNE_EVERY.min(self.limits.retain_heights.max(1))
+        {
+            state.pruned_at = state.final_height;
+            self.prune(state);
         }
         let final_tips = state.final_tips.clone();
         let done = |lane: u32, at: &Tip| final_tips.get(lane as usize).is_some_and(|t| at <= t);

@@ -321,6 +321,28 @@ fn simulate<F, Fut>(
         + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    simulate_with(seed, n, byzantine, equivocator, Limits::default(), scenario)
+}
+
+/// [`simulate`] with other limits.
+fn simulate_with<F, Fut>(
+    seed: u64,
+    n: usize,
+    byzantine: Option<usize>,
+    equivocator: Option<usize>,
+    limits: Limits,
+    scenario: F,
+) where
+    F: FnOnce(
+            deterministic::Context,
+            Oracle<Identity, deterministic::Context>,
+            ValidatorSet,
+            Vec<Validator>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let config = deterministic::Config::new()
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(3_600)));
@@ -358,8 +380,8 @@ fn simulate<F, Fut>(
                 honest: byzantine != Some(i),
                 cut: Mutex::new(0),
             });
-            let app = Application::new(CHAIN_ID, &key, &set, source, check(), Limits::default())
-                .expect("a member");
+            let app =
+                Application::new(CHAIN_ID, &key, &set, source, check(), limits).expect("a member");
             // The Byzantine validator also puts its own batches into its blocks uncertified.
             let app = if byzantine == Some(i) {
                 app.proposing_uncertified()
@@ -697,6 +719,50 @@ fn a_validator_whose_execution_differs_detects_it() {
                 carried.is_some_and(|h| h >= 3),
                 "seed {seed}: finalized blocks carry state certificates: {carried:?}"
             );
+        },
+    );
+}
+
+/// With a short retention, validators drop old blocks and lane batches as finalization moves
+/// on, and keep finalizing.
+#[test]
+fn memory_stays_bounded_as_the_chain_grows() {
+    let seed = seed(46);
+    let limits = Limits {
+        retain_heights: 8,
+        ..Limits::default()
+    };
+    simulate_with(
+        seed,
+        4,
+        None,
+        None,
+        limits,
+        move |context, _oracle, _set, validators| async move {
+            let all: Vec<usize> = (0..4).collect();
+            assert!(wait_for(&context, &validators, &all, 60, Duration::from_secs(300)).await);
+            for v in &validators {
+                let (blocks, batches) = v.app.held();
+                let cut = v.app.lane_stats().cut;
+                assert!(
+                    blocks <= 40,
+                    "seed {seed}: {blocks} blocks held at height 60+"
+                );
+                assert!(
+                    (batches as u64) < cut * 2,
+                    "seed {seed}: {batches} batches held, {cut} cut by this validator alone"
+                );
+                eprintln!(
+                    "held: {blocks} blocks, {batches} batches, {} finalizations, {cut} cut",
+                    v.app.finalized().len()
+                );
+                // Pruning runs every `retain_heights` finalized heights.
+                assert!(
+                    v.app.finalized().len() <= 20,
+                    "seed {seed}: finalization records"
+                );
+                assert!(v.app.faults().is_empty());
+            }
         },
     );
 }
