@@ -516,13 +516,28 @@ fn chain_spec(
             }
             Ok(spec)
         }
-        (None, true) => ChainSpec::dev_with(
-            chain_id.unwrap_or(DEV_CHAIN_ID),
-            commitment.unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string()),
+        (None, true) => dev_spec_with_compliance(
+            ChainSpec::dev_with(
+                chain_id.unwrap_or(DEV_CHAIN_ID),
+                commitment.unwrap_or_default(),
+            )
+            .map_err(|e| e.to_string())?,
+        ),
         (None, false) => Err("either --dev or --genesis FILE is required".into()),
     }
+}
+
+/// A development chain's spec with the compliance system contracts: dev account 0 is the
+/// compliance administrator, and the insecure development zkDID keys are installed.
+pub(crate) fn dev_spec_with_compliance(spec: ChainSpec) -> Result<ChainSpec, String> {
+    let admin = pharos_primitives::dev_accounts()
+        .map_err(|e| e.to_string())?
+        .first()
+        .map(|(address, _)| *address)
+        .ok_or("no development accounts")?;
+    pharos_compliance::genesis::ComplianceGenesis::dev(admin)
+        .install(&spec)
+        .map_err(|e| e.to_string())
 }
 
 fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {

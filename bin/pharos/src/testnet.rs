@@ -128,7 +128,8 @@ pub fn init(args: &InitArgs) -> Result<usize, String> {
             ));
         }
     }
-    let spec = ChainSpec::dev(args.chain_id).map_err(|e| e.to_string())?;
+    let spec =
+        crate::dev_spec_with_compliance(ChainSpec::dev(args.chain_id).map_err(|e| e.to_string())?)?;
     let list = pharos_consensus::init_testnet(
         dir,
         n,

@@ -15,17 +15,19 @@ use alloy_consensus::{Header, Transaction as _};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use pharos_primitives::RecoveredTx;
 use revm::{
-    Context, MainBuilder, MainContext,
+    Context, MainContext,
     context::{
         BlockEnv, CfgEnv, Evm, TxEnv,
         either::Either,
         transaction::{AccessList, SignedAuthorization},
     },
     context_interface::{block::BlobExcessGasAndPrice, cfg::gas::calculate_initial_tx_gas_for_tx},
-    handler::{EthFrame, EthPrecompiles, instructions::EthInstructions},
-    interpreter::interpreter::EthInterpreter,
+    handler::{EthFrame, instructions::EthInstructions},
+    interpreter::{Instruction, interpreter::EthInterpreter},
     primitives::hardfork::SpecId,
 };
+
+pub use pharos_compliance::{self, PharosPrecompiles};
 
 pub use revm;
 
@@ -38,12 +40,14 @@ pub const TX_GAS_LIMIT_CAP: u64 = 1 << 24;
 /// A revm context over database `DB` with Ethereum mainnet types.
 pub type PharosContext<DB> = Context<BlockEnv, TxEnv, CfgEnv, DB>;
 
-/// The EVM Pharos runs: mainnet instructions and precompiles over database `DB`.
+/// The EVM Pharos runs over database `DB`: mainnet instructions except `LOG3`, which also
+/// applies the protocol's asset rules ([`pharos_compliance::transfer_log_hook`]), and mainnet
+/// precompiles plus the compliance system contracts ([`PharosPrecompiles`]).
 pub type PharosEvm<DB, INSP = ()> = Evm<
     PharosContext<DB>,
     INSP,
     EthInstructions<EthInterpreter, PharosContext<DB>>,
-    EthPrecompiles,
+    PharosPrecompiles,
     EthFrame<EthInterpreter>,
 >;
 
@@ -165,11 +169,18 @@ pub fn build_evm_with_cfg<DB: revm::Database>(
     block: &BlockContext,
 ) -> PharosEvm<DB> {
     let block_env = block.block_env_with_spec(cfg.spec);
-    Context::mainnet()
+    let spec = cfg.spec;
+    let ctx = Context::mainnet()
         .with_db(db)
         .with_cfg(cfg)
-        .with_block(block_env)
-        .build_mainnet()
+        .with_block(block_env);
+    let mut instructions = EthInstructions::new_mainnet_with_spec(spec);
+    instructions.insert_instruction(
+        revm::bytecode::opcode::LOG3,
+        Instruction::new(pharos_compliance::transfer_log_hook::<PharosContext<DB>>),
+        revm::interpreter::gas::LOG as u16,
+    );
+    Evm::new(ctx, instructions, PharosPrecompiles::new(spec))
 }
 
 /// Whether `address` holds a precompile under [`SPEC`].

@@ -12,7 +12,7 @@
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, KECCAK256_EMPTY, map::HashMap};
 use parking_lot::RwLock;
-use pharos_evm::BlockContext;
+use pharos_evm::{BlockContext, pharos_compliance as compliance};
 use pharos_primitives::RecoveredTx;
 
 use super::{
@@ -216,6 +216,14 @@ impl Predictor {
             ..Default::default()
         };
         p.write(Location::Account(sender));
+        // Protocol reads: native coin moving asks the sanctions list (its size first).
+        if !tx.value().is_zero() {
+            p.read(Location::Account(compliance::SANCTIONS_LIST));
+            p.read(Location::Storage(
+                compliance::SANCTIONS_LIST,
+                compliance::sanctions::COUNT_SLOT,
+            ));
+        }
         if let Some(list) = tx.envelope().access_list() {
             for item in &list.0 {
                 p.read(Location::Account(item.address));
@@ -247,6 +255,12 @@ impl Predictor {
         if !tx.value().is_zero() {
             p.write(Location::Account(to));
         }
+        // A token's Transfer event asks whether the token is a regulated asset.
+        p.read(Location::Account(compliance::ASSET_COMPLIANCE));
+        p.read(Location::Storage(
+            compliance::ASSET_COMPLIANCE,
+            compliance::assets::registration_slot(to),
+        ));
         let Some(sel) = selector(tx.input()) else {
             p.complete = false;
             return Ok(p.finish());

@@ -5,7 +5,7 @@ use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, Bytes, KECCAK256_EMPTY, U256, map::HashMap};
 use parking_lot::RwLock;
 use pharos_evm::{
-    BlockContext, PharosEvm, TX_GAS_LIMIT_CAP,
+    BlockContext, PharosEvm, TX_GAS_LIMIT_CAP, pharos_compliance as compliance,
     revm::{
         Database,
         bytecode::Bytecode,
@@ -384,6 +384,18 @@ fn native_transfer<S: ReadSource>(
         || max_fee < base_fee
         || tx.max_priority_fee_per_gas() > max_fee
         || !shared.spec.is_enabled_in(SpecId::LONDON)
+    {
+        return Ok(None);
+    }
+    // System contracts refuse coin; a non-empty sanctions list needs revm's frame check (while
+    // it is empty — one read — plain transfers stay native).
+    if compliance::SYSTEM_CONTRACTS.contains(&to)
+        || !Database::storage(
+            db,
+            compliance::SANCTIONS_LIST,
+            compliance::sanctions::COUNT_SLOT,
+        )?
+        .is_zero()
     {
         return Ok(None);
     }
