@@ -57,6 +57,9 @@ pub enum Workload {
     UniswapHotspot(usize),
     /// (e) a fully dependent chain: every transaction increments one counter.
     Chain,
+    /// (b) with the token registered as a regulated asset: every sender and recipient has an
+    /// identity and a KYC claim; rules: KYC required, one blocked country, a maximum balance.
+    Erc20Regulated,
 }
 
 impl std::fmt::Display for Workload {
@@ -68,6 +71,7 @@ impl std::fmt::Display for Workload {
             Workload::Erc20Hotspot(p) => write!(f, "erc20-hot{p}"),
             Workload::UniswapHotspot(p) => write!(f, "uniswap-hot{p}"),
             Workload::Chain => write!(f, "chain"),
+            Workload::Erc20Regulated => write!(f, "erc20-regulated"),
         }
     }
 }
@@ -80,6 +84,7 @@ impl std::str::FromStr for Workload {
             "erc20" | "b" => Workload::Erc20,
             "uniswap" | "c" => Workload::Uniswap,
             "chain" | "e" => Workload::Chain,
+            "erc20-regulated" => Workload::Erc20Regulated,
             other => {
                 if let Some(p) = other.strip_prefix("erc20-hot") {
                     Workload::Erc20Hotspot(
@@ -93,7 +98,7 @@ impl std::str::FromStr for Workload {
                     )
                 } else {
                     return Err(format!(
-                        "unknown workload '{other}': transfers, erc20, uniswap, erc20-hot<P>, uniswap-hot<P>, chain"
+                        "unknown workload '{other}': transfers, erc20, erc20-regulated, uniswap, erc20-hot<P>, uniswap-hot<P>, chain"
                     ));
                 }
             }
@@ -195,7 +200,10 @@ pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
     };
     let wallets = match workload {
         // Independent: every transaction from its own sender.
-        Workload::Transfers | Workload::Erc20 | Workload::Erc20Hotspot(_) => txs.clamp(1, 10_000),
+        Workload::Transfers
+        | Workload::Erc20
+        | Workload::Erc20Regulated
+        | Workload::Erc20Hotspot(_) => txs.clamp(1, 10_000),
         _ => 1_000.min(txs.max(1)),
     };
     let mut config = UniverseConfig::new(CHAIN, wallets);
@@ -225,12 +233,20 @@ pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
     }
     let make = |u: &mut Universe| match workload {
         Workload::Transfers => u.transfers(txs),
-        Workload::Erc20 => u.erc20_transfers(txs),
+        Workload::Erc20 | Workload::Erc20Regulated => u.erc20_transfers(txs),
         Workload::Uniswap => u.swaps(txs, 0),
         Workload::Erc20Hotspot(p) => u.erc20_hotspot(txs, p),
         Workload::UniswapHotspot(p) => u.swaps(txs, p),
         Workload::Chain => u.dependent_chain(txs),
     };
+    if workload == Workload::Erc20Regulated {
+        let investors = u
+            .wallets
+            .iter()
+            .map(|w| w.address())
+            .chain((0..txs as u64).map(pharos_workload::scenario::fresh));
+        regulate(&mut state, u.tokens[0], investors, block(10).timestamp)?;
+    }
     let warmup = arc(make(&mut u));
     let measured = arc(make(&mut u));
     let pre_warmup = state.clone();
@@ -244,6 +260,147 @@ pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
         warmup,
         pre_warmup,
     })
+}
+
+/// Installs the compliance system contracts in `state` and registers `token` (an OpenZeppelin
+/// ERC-20: balances at slot 0) as a regulated asset whose `investors` all have an identity
+/// (country 276) and a KYC claim: the state a regulated-token block meets. Done by calling the
+/// system contracts directly, as their transactions would.
+fn regulate(
+    state: &mut MemoryState,
+    token: Address,
+    investors: impl Iterator<Item = Address>,
+    now: u64,
+) -> Result<(), BenchError> {
+    use alloy_sol_types::SolCall;
+    use pharos_evm::pharos_compliance::{
+        self as c, Cx, IAssetCompliance as A, IIdentityRegistry as I, ITrustedIssuersRegistry as T,
+        MemoryEnv, genesis::ComplianceGenesis,
+    };
+    let admin = Address::repeat_byte(0xad);
+    let kyc = Address::repeat_byte(0xc1);
+    let accounts = ComplianceGenesis::dev(admin).accounts();
+    let mut env = MemoryEnv {
+        now,
+        ..MemoryEnv::default()
+    };
+    for (address, account) in &accounts {
+        for (k, v) in account.storage.iter().flatten() {
+            env.storage.insert(
+                (*address, U256::from_be_bytes(k.0)),
+                U256::from_be_bytes(v.0),
+            );
+        }
+    }
+    let call = |env: &mut MemoryEnv, to: Address, from: Address, data: Vec<u8>| {
+        let mut cx = Cx::new(env, u64::MAX, false);
+        c::call_system_contract(&mut cx, to, from, &data)
+            .map(|_| ())
+            .map_err(|e| BenchError::Scenario(format!("compliance setup: {e:?}")))
+    };
+    let one = U256::from(1);
+    call(
+        &mut env,
+        c::IDENTITY_REGISTRY,
+        admin,
+        I::setAgentCall {
+            agent: admin,
+            enabled: true,
+        }
+        .abi_encode(),
+    )?;
+    call(
+        &mut env,
+        c::TRUSTED_ISSUERS,
+        admin,
+        T::addTrustedIssuerCall {
+            issuer: kyc,
+            topics: vec![one],
+        }
+        .abi_encode(),
+    )?;
+    call(
+        &mut env,
+        c::ASSET_COMPLIANCE,
+        admin,
+        A::registerAssetCall {
+            token,
+            balancesSlot: U256::ZERO,
+        }
+        .abi_encode(),
+    )?;
+    call(
+        &mut env,
+        c::ASSET_COMPLIANCE,
+        admin,
+        A::setRequiredClaimsCall {
+            token,
+            topics: vec![one],
+        }
+        .abi_encode(),
+    )?;
+    call(
+        &mut env,
+        c::ASSET_COMPLIANCE,
+        admin,
+        A::setCountryRuleCall {
+            token,
+            country: 408,
+            allowed: false,
+            blocked: true,
+        }
+        .abi_encode(),
+    )?;
+    call(
+        &mut env,
+        c::ASSET_COMPLIANCE,
+        admin,
+        A::setLimitsCall {
+            token,
+            maxHolders: 0,
+            maxBalance: U256::MAX >> 1,
+            dailyLimit: U256::ZERO,
+        }
+        .abi_encode(),
+    )?;
+    for (i, investor) in investors.enumerate() {
+        call(
+            &mut env,
+            c::IDENTITY_REGISTRY,
+            admin,
+            I::registerIdentityCall {
+                wallet: investor,
+                country: 276,
+            }
+            .abi_encode(),
+        )?;
+        call(
+            &mut env,
+            c::IDENTITY_REGISTRY,
+            kyc,
+            I::addClaimCall {
+                identity: i as u64 + 1,
+                topic: one,
+                expiry: 0,
+                data: B256::ZERO,
+            }
+            .abi_encode(),
+        )?;
+    }
+    let mut storage: std::collections::HashMap<Address, Vec<(U256, U256)>> = Default::default();
+    for ((address, slot), value) in env.storage {
+        storage.entry(address).or_default().push((slot, value));
+    }
+    for (address, account) in accounts {
+        state.insert_account(
+            address,
+            account.nonce.unwrap_or_default(),
+            account.balance,
+            account.code,
+            storage.remove(&address).unwrap_or_default(),
+        );
+    }
+    Ok(())
 }
 
 /// One executor's measurement.

@@ -10,6 +10,7 @@ use std::{
 use alloy_primitives::Address;
 use clap::{Args, Parser, Subcommand};
 
+mod identity;
 mod testnet;
 use pharos_node::NodeConfig;
 use pharos_primitives::{ChainSpec, chain::DEV_CHAIN_ID};
@@ -46,6 +47,10 @@ enum Command {
     /// Local networks of validators.
     #[command(subcommand)]
     Testnet(TestnetCommand),
+    /// zkDID credentials: issuer keys, holder secrets, issuing, proving, submitting proofs to
+    /// the chain's verifier.
+    #[command(subcommand)]
+    Identity(identity::IdentityCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,7 +209,8 @@ struct StateArgs {
 
 #[derive(Args, Debug)]
 struct ExecArgs {
-    /// Workloads: transfers, erc20, uniswap, erc20-hot<P>, uniswap-hot<P>, chain (comma-separated).
+    /// Workloads: transfers, erc20, erc20-regulated, uniswap, erc20-hot<P>, uniswap-hot<P>, chain
+    /// (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',
@@ -834,12 +840,19 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // arkworks instruments every constraint gadget with an info-level span whose fields
+    // Debug-format the whole constraint system: with a subscriber listening, building a zkDID
+    // proof (`pharos identity prove`) takes minutes and gigabytes instead of a second.
+    for directive in ["gr1cs=off", "r1cs=off"] {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -863,6 +876,7 @@ fn main() -> ExitCode {
         Command::Testnet(TestnetCommand::Run(args)) => {
             runtime.block_on(testnet::run(args, shutdown_signal()))
         }
+        Command::Identity(command) => runtime.block_on(identity::run(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,8 @@
 //! Storage (keys see [`slot`]): `issuerRole(a)`; per token `asset(t)` (owner | registered << 160
 //! | paused << 161), `balances(t)`, `holders(t)`, `agent(t, a)`, `claims(t)` (count) and
 //! `claimAt(t, i)`, `allowedCount(t)` and `country(t, c)` (allowed bit 0, blocked bit 1),
-//! `maxHolders(t)`, `maxBalance(t)`, `daily(t)`, `lockup(t, a)` (a = 0: the whole token),
+//! `maxHolders(t)`, `maxBalance(t)`, `daily(t)`, `holder(t, a)` (counted as a holder),
+//! `lockup(t, a)` (a = 0: the whole token),
 //! `frozen(t, a)`, `frozenAmount(t, a)`, `spent(t, a, day)`.
 
 use alloy_primitives::{Address, B256, Bytes, LogData, U256, b256, keccak256};
@@ -253,10 +254,13 @@ fn check<E: Env + ?Sized>(
             m.to, m.to_after
         ));
     }
-    // Holder count.
+    // Holder count: a wallet counts once its balance leaves zero after registration (a flag
+    // per wallet, so holders from before registration are never subtracted).
     let moves = !m.amount.is_zero() && m.from != m.to;
     let joins = moves && m.to_after == m.amount;
-    let leaves = moves && !mint && m.from_after.is_zero();
+    let leaving = moves && !mint && m.from_after.is_zero();
+    let from_flag = slot(b"holder", &[akey(token), akey(m.from)]);
+    let leaves = leaving && !cx.read(ASSET_COMPLIANCE, from_flag)?.is_zero();
     if joins || leaves {
         let holders_slot = slot(b"holders", &[akey(token)]);
         let holders = cx.read(ASSET_COMPLIANCE, holders_slot)?;
@@ -271,6 +275,13 @@ fn check<E: Env + ?Sized>(
         }
         if mode != Mode::View {
             cx.write(ASSET_COMPLIANCE, holders_slot, after)?;
+            if joins {
+                let to_flag = slot(b"holder", &[akey(token), akey(m.to)]);
+                cx.write(ASSET_COMPLIANCE, to_flag, U256::from(1))?;
+            }
+            if leaves {
+                cx.write(ASSET_COMPLIANCE, from_flag, U256::ZERO)?;
+            }
         }
     }
     // Daily limit on what a wallet sends.

@@ -52,6 +52,12 @@ pub fn deny<T>(reason: impl std::fmt::Display) -> Result<T, Failure> {
 pub trait Env {
     /// Reads a storage slot.
     fn sload(&mut self, address: Address, slot: U256) -> Result<U256, Stop>;
+    /// Reads a storage slot for a protocol check that charges no gas, without loading the
+    /// account into the transaction's journal when it is not there yet (cheaper, and nothing
+    /// about the transaction's accessed state changes). Sees the transaction's own writes.
+    fn peek(&mut self, address: Address, slot: U256) -> Result<U256, Stop> {
+        self.sload(address, slot)
+    }
     /// Writes a storage slot.
     fn sstore(&mut self, address: Address, slot: U256, value: U256) -> Result<(), Stop>;
     /// Appends a log to the transaction's logs (reverted with the call).
@@ -104,6 +110,11 @@ impl<'e, E: Env + ?Sized> Cx<'e, E> {
     pub fn read(&mut self, address: Address, slot: U256) -> Result<U256, Stop> {
         self.charge(READ_GAS)?;
         self.env.sload(address, slot)
+    }
+
+    /// [`Env::peek`], free of gas (protocol checks).
+    pub fn peek(&mut self, address: Address, slot: U256) -> Result<U256, Stop> {
+        self.env.peek(address, slot)
     }
 
     /// Reads a slot without charging (its cost was charged with something else).

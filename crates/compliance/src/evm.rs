@@ -11,6 +11,7 @@
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::{Revert, SolError};
 use revm::{
+    Database,
     context::Cfg,
     context_interface::{Block, ContextTr, JournalTr, context::ContextError},
     handler::{EthPrecompiles, PrecompileProvider},
@@ -20,6 +21,7 @@ use revm::{
         interpreter_types::LoopControl,
     },
     primitives::{AddressSet, Log},
+    state::EvmState,
 };
 
 use crate::assets::{self, TRANSFER_TOPIC};
@@ -52,7 +54,7 @@ impl<CTX: ContextTr> RevmEnv<'_, CTX> {
     }
 }
 
-impl<CTX: ContextTr> Env for RevmEnv<'_, CTX> {
+impl<CTX: ContextTr<Journal: JournalTr<State = EvmState>>> Env for RevmEnv<'_, CTX> {
     fn sload(&mut self, address: Address, slot: U256) -> Result<U256, Stop> {
         self.load(address)?;
         match self.ctx.journal_mut().sload(address, slot) {
@@ -68,6 +70,25 @@ impl<CTX: ContextTr> Env for RevmEnv<'_, CTX> {
         self.load(address)?;
         match self.ctx.journal_mut().sstore(address, slot, value) {
             Ok(_) => Ok(()),
+            Err(e) => {
+                *self.ctx.error() = Err(ContextError::Db(e));
+                Err(Stop::Fatal)
+            }
+        }
+    }
+
+    fn peek(&mut self, address: Address, slot: U256) -> Result<U256, Stop> {
+        if let Some(value) = self
+            .ctx
+            .journal()
+            .evm_state()
+            .get(&address)
+            .and_then(|account| account.storage.get(&slot))
+        {
+            return Ok(value.present_value);
+        }
+        match self.ctx.db_mut().storage(address, slot) {
+            Ok(value) => Ok(value),
             Err(e) => {
                 *self.ctx.error() = Err(ContextError::Db(e));
                 Err(Stop::Fatal)
@@ -131,7 +152,9 @@ fn stop_result(stop: Stop, gas_limit: u64) -> InterpreterResult {
     result(kind, Bytes::new(), gas_limit, gas_limit)
 }
 
-impl<CTX: ContextTr> PrecompileProvider<CTX> for PharosPrecompiles {
+impl<CTX: ContextTr<Journal: JournalTr<State = EvmState>>> PrecompileProvider<CTX>
+    for PharosPrecompiles
+{
     type Output = InterpreterResult;
 
     fn set_spec(&mut self, spec: <CTX::Cfg as Cfg>::Spec) -> bool {
@@ -183,7 +206,10 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for PharosPrecompiles {
     }
 }
 
-fn run_system<CTX: ContextTr>(context: &mut CTX, inputs: &CallInputs) -> InterpreterResult {
+fn run_system<CTX: ContextTr<Journal: JournalTr<State = EvmState>>>(
+    context: &mut CTX,
+    inputs: &CallInputs,
+) -> InterpreterResult {
     let gas_limit = inputs.gas_limit;
     if inputs.target_address != inputs.bytecode_address {
         return result(
@@ -224,7 +250,7 @@ fn run_system<CTX: ContextTr>(context: &mut CTX, inputs: &CallInputs) -> Interpr
 /// `Transfer(from, to, value)` of a registered token, runs [`assets::on_transfer`] and charges
 /// its gas to the token's frame; a denial reverts the frame with the rule's reason. For any
 /// other log the only extra work is one storage read (is the emitter registered?), free of gas.
-pub fn transfer_log_hook<CTX: ContextTr + Host>(
+pub fn transfer_log_hook<CTX: ContextTr<Journal: JournalTr<State = EvmState>> + Host>(
     ic: InstructionContext<'_, CTX, EthInterpreter>,
 ) -> InstructionExecResult {
     let InstructionContext { interpreter, host } = ic;
@@ -244,7 +270,7 @@ pub fn transfer_log_hook<CTX: ContextTr + Host>(
     let to = Address::from_word(topics[2]);
     let amount = U256::from_be_slice(&log.data.data);
     let mut env = RevmEnv::new(host);
-    let registered = match env.sload(ASSET_COMPLIANCE, assets::registration_slot(token)) {
+    let registered = match env.peek(ASSET_COMPLIANCE, assets::registration_slot(token)) {
         Ok(word) => word.bit(160),
         Err(_) => return Err(InstructionResult::FatalExternalError),
     };

@@ -24,22 +24,27 @@ pub fn is_sanctioned<E: Env + ?Sized>(
         .is_zero())
 }
 
-/// The reason a native value transfer from `from` to `to` is refused, if it is. Reads the list
-/// size first, so an empty list costs one read.
+/// The reason a native value transfer from `from` to `to` is refused, if it is: a protocol
+/// check without gas ([`Cx::peek`]). Reads the list size first, so an empty list costs one read.
 pub fn value_transfer_denied<E: Env + ?Sized>(
     cx: &mut Cx<'_, E>,
     from: Address,
     to: Address,
 ) -> Result<Option<String>, Failure> {
-    if cx.read(SANCTIONS_LIST, COUNT_SLOT)?.is_zero() {
+    if cx.peek(SANCTIONS_LIST, COUNT_SLOT)?.is_zero() {
         return Ok(None);
     }
-    if is_sanctioned(cx, from)? {
+    let listed = |cx: &mut Cx<'_, E>, a: Address| -> Result<bool, Failure> {
+        Ok(!cx
+            .peek(SANCTIONS_LIST, slot(b"listed", &[akey(a)]))?
+            .is_zero())
+    };
+    if listed(cx, from)? {
         return Ok(Some(format!(
             "compliance: sanctions: sender {from} is on the sanctions list"
         )));
     }
-    if is_sanctioned(cx, to)? {
+    if listed(cx, to)? {
         return Ok(Some(format!(
             "compliance: sanctions: recipient {to} is on the sanctions list"
         )));

@@ -754,6 +754,21 @@ fn holder_limit_forced_transfer_and_recovery() {
         .abi_encode(),
     );
     assert!(I::hasValidClaimCall::abi_decode_returns(&out.output).expect("bool"));
+    // Alice and bob2 hold it; the issuer held its supply from before registration, so when it
+    // sends all of it away the count stays (it was never counted).
+    assert_eq!(info(&mut chain).holders, 2);
+    let rest = chain.balance(token, c.issuer.address());
+    chain.ok(
+        &c.issuer,
+        token,
+        transferCall {
+            to: c.alice.address(),
+            amount: rest,
+        }
+        .abi_encode(),
+    );
+    assert_eq!(chain.balance(token, c.issuer.address()), U256::ZERO);
+    assert_eq!(info(&mut chain).holders, 2);
 }
 
 #[test]

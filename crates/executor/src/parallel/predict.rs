@@ -218,7 +218,6 @@ impl Predictor {
         p.write(Location::Account(sender));
         // Protocol reads: native coin moving asks the sanctions list (its size first).
         if !tx.value().is_zero() {
-            p.read(Location::Account(compliance::SANCTIONS_LIST));
             p.read(Location::Storage(
                 compliance::SANCTIONS_LIST,
                 compliance::sanctions::COUNT_SLOT,
@@ -256,7 +255,6 @@ impl Predictor {
             p.write(Location::Account(to));
         }
         // A token's Transfer event asks whether the token is a regulated asset.
-        p.read(Location::Account(compliance::ASSET_COMPLIANCE));
         p.read(Location::Storage(
             compliance::ASSET_COMPLIANCE,
             compliance::assets::registration_slot(to),
