@@ -46,6 +46,13 @@ pub enum IdentityCommand {
     Secret(SecretArgs),
     /// Issuer: sign a credential for a holder's wallet and secret commitment.
     Issue(IssueArgs),
+    /// Compliance administrator: a single-party trusted setup of the zkDID circuit.
+    ///
+    /// Writes proving.key (for provers) and verifying.key into a new directory and prints the
+    /// verifying key's hex, what setVerifyingKey(key) on the verifier takes. The randomness
+    /// comes from the operating system and never leaves this process: the keys are sound if
+    /// this machine is trusted. A public network should run a multi-party ceremony instead.
+    Setup(SetupArgs),
     /// Print the root of an issuer's revocation tree with the given nonces revoked.
     ///
     /// The issuer's controller publishes it with setRevocationRoot(issuerKey, root); holders
@@ -110,6 +117,14 @@ pub struct IssueArgs {
     /// The credential file to write (give it to the holder).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+}
+
+/// `pharos identity setup`.
+#[derive(Args, Debug)]
+pub struct SetupArgs {
+    /// Directory to create for proving.key and verifying.key (must not exist).
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
 }
 
 /// `pharos identity revocation-root`.
@@ -187,12 +202,48 @@ pub struct SubmitArgs {
     timeout: Duration,
 }
 
+fn setup(args: &SetupArgs) -> Result<(), String> {
+    if args.out_dir.exists() {
+        return Err(format!(
+            "{} already exists: give a new directory (keys are never overwritten)",
+            args.out_dir.display()
+        ));
+    }
+    std::fs::create_dir_all(&args.out_dir)
+        .map_err(|e| format!("creating {}: {e}", args.out_dir.display()))?;
+    let started = Instant::now();
+    let (pk, vk) = pharos_zkdid::trusted_setup(&mut ark_std::rand::rngs::OsRng)
+        .map_err(|e| format!("trusted setup: {e}"))?;
+    let pk_file = args.out_dir.join("proving.key");
+    let vk_file = args.out_dir.join("verifying.key");
+    pk.save(&pk_file)
+        .map_err(|e| format!("writing {}: {e}", pk_file.display()))?;
+    vk.save(&vk_file)
+        .map_err(|e| format!("writing {}: {e}", vk_file.display()))?;
+    let bytes = vk
+        .to_bytes()
+        .map_err(|e| format!("encoding the verifying key: {e}"))?;
+    eprintln!(
+        "set up in {:.2} s: wrote {} (for provers: pharos identity prove --proving-key) and {}",
+        started.elapsed().as_secs_f64(),
+        pk_file.display(),
+        vk_file.display()
+    );
+    eprintln!(
+        "the compliance administrator installs it with setVerifyingKey(key) on {}",
+        pharos_compliance::ZK_VERIFIER
+    );
+    println!("verifying key: {}", hex0x(&bytes));
+    Ok(())
+}
+
 /// Runs an identity command.
 pub async fn run(command: IdentityCommand) -> Result<(), String> {
     match command {
         IdentityCommand::IssuerKey(args) => issuer_key(&args),
         IdentityCommand::Secret(args) => secret(&args),
         IdentityCommand::Issue(args) => issue(&args),
+        IdentityCommand::Setup(args) => setup(&args),
         IdentityCommand::RevocationRoot(args) => revocation_root(&args),
         IdentityCommand::Prove(args) => prove_command(&args),
         IdentityCommand::Submit(args) => submit(&args).await,

@@ -536,14 +536,7 @@ fn chain_spec(
 /// A development chain's spec with the compliance system contracts: dev account 0 is the
 /// compliance administrator, and the insecure development zkDID keys are installed.
 pub(crate) fn dev_spec_with_compliance(spec: ChainSpec) -> Result<ChainSpec, String> {
-    let admin = pharos_primitives::dev_accounts()
-        .map_err(|e| e.to_string())?
-        .first()
-        .map(|(address, _)| *address)
-        .ok_or("no development accounts")?;
-    pharos_compliance::genesis::ComplianceGenesis::dev(admin)
-        .install(&spec)
-        .map_err(|e| e.to_string())
+    pharos_compliance::genesis::dev_chain_spec(&spec).map_err(|e| e.to_string())
 }
 
 fn node_config(args: NodeArgs) -> Result<NodeConfig, String> {

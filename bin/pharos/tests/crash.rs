@@ -148,7 +148,9 @@ fn crash_and_recover(point: &str) {
     assert!(status.success(), "{point}: clean stop ({status})");
 
     // Offline: state root and every block re-executed.
-    let spec = ChainSpec::dev(1337).expect("spec");
+    // The chain `pharos node --dev` runs: the dev genesis with the compliance system contracts.
+    let spec = pharos_compliance::genesis::dev_chain_spec(&ChainSpec::dev(1337).expect("spec"))
+        .expect("spec");
     let store =
         pharos_storage::Store::open(&datadir.join("chain.redb"), &spec).expect("reopen store");
     let scratch = tempfile::tempdir().expect("scratch");

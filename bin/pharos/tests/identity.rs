@@ -460,6 +460,85 @@ fn issue_prove_and_submit_on_a_dev_chain() {
         ],
         "is a credential file, not an issuer key file",
     );
+
+    // Production keys: a trusted setup writes key files (never over an existing directory), the
+    // administrator installs the verifying key, proofs made with the development key stop
+    // verifying and proofs made with the proving key file are accepted.
+    let keys = file("keys");
+    let out = ok(&["setup", "--out-dir", path_str(&keys)]);
+    let vk_hex = field(&out, "verifying key:");
+    fails(&["setup", "--out-dir", path_str(&keys)], "already exists");
+    let set_key: Bytes = IZkCredentialVerifier::setVerifyingKeyCall {
+        key: hex::decode(vk_hex.trim_start_matches("0x"))
+            .expect("key hex")
+            .into(),
+    }
+    .abi_encode()
+    .into();
+    let tx = admin.sign(TxBuilder::new(1337).eip1559(
+        1,
+        TxKind::Call(ZK_VERIFIER),
+        U256::ZERO,
+        set_key,
+        2_000_000,
+    ));
+    rt.block_on(client.submit_and_wait(&[raw(&tx)], 1))
+        .expect("setVerifyingKey is mined");
+    let dev_proof = file("dev-proof.json");
+    let prod_proof = file("prod-proof.json");
+    let scoped = |scope: &str, out: &Path, key: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "prove".into(),
+            "--credential".into(),
+            path_str(&credential_file).into(),
+            "--secret".into(),
+            path_str(&secret_file).into(),
+            "--scope".into(),
+            scope.into(),
+            "--out".into(),
+            path_str(out).into(),
+        ];
+        args.extend(key.iter().map(|s| s.to_string()));
+        args
+    };
+    ok(&as_refs(&scoped(
+        "second-scope",
+        &dev_proof,
+        &["--insecure-dev"],
+    )));
+    let submit = |proof: &Path| -> Vec<String> {
+        [
+            "submit",
+            "--proof",
+            path_str(proof),
+            "--rpc",
+            &url,
+            "--key",
+            &holder_key,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    fails(
+        &as_refs(&submit(&dev_proof)),
+        "proof does not verify against the public statement",
+    );
+    let pk_file = keys.join("proving.key");
+    let proved = run(&as_refs(&scoped(
+        "second-scope",
+        &prod_proof,
+        &["--proving-key", path_str(&pk_file)],
+    )));
+    let stderr = String::from_utf8_lossy(&proved.stderr);
+    assert!(proved.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("WARNING"),
+        "a ceremony key is not insecure: {stderr}"
+    );
+    let out = ok(&as_refs(&submit(&prod_proof)));
+    assert!(out.contains("accepted in block"), "{out}");
+
     eprintln!(
         "identity flow took {:.1} s",
         started.elapsed().as_secs_f64()

@@ -106,3 +106,14 @@ impl ComplianceGenesis {
         ChainSpec::from_genesis(genesis)
     }
 }
+
+/// A development chain's spec with the system contracts: dev account 0 is the compliance
+/// administrator and the insecure development zkDID keys are installed (`pharos node --dev`,
+/// `pharos testnet init`).
+pub fn dev_chain_spec(spec: &ChainSpec) -> Result<ChainSpec, ChainSpecError> {
+    let admin = pharos_primitives::dev_accounts()?
+        .first()
+        .map(|(address, _)| *address)
+        .unwrap_or_default();
+    ComplianceGenesis::dev(admin).install(spec)
+}

@@ -19,7 +19,7 @@ use ark_bn254::Bn254;
 use ark_groth16::{Groth16, PreparedVerifyingKey, prepare_verifying_key};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use ark_snark::SNARK;
-use ark_std::rand::SeedableRng;
+use ark_std::rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
@@ -90,6 +90,25 @@ pub fn insecure_dev_setup(seed: u64) -> Result<(ProvingKey, VerifyingKey), ZkErr
             insecure_dev: true,
         },
         VerifyingKey::new(vk, true),
+    ))
+}
+
+/// A single-party trusted setup with randomness from `rng` (use the operating system's): the
+/// toxic waste lives only in this function's memory and is dropped on return, so the keys are
+/// sound as long as the machine and process that ran it were not compromised. The keys are not
+/// flagged insecure. A public network should prefer a multi-party ceremony (sound if any one
+/// participant was honest) and load its result with [`ProvingKey::load`] /
+/// [`VerifyingKey::load`].
+pub fn trusted_setup<R: RngCore + CryptoRng>(
+    rng: &mut R,
+) -> Result<(ProvingKey, VerifyingKey), ZkError> {
+    let (pk, vk) = Groth16::<Bn254>::circuit_specific_setup(ZkDidCircuit::blank(), rng)?;
+    Ok((
+        ProvingKey {
+            inner: pk,
+            insecure_dev: false,
+        },
+        VerifyingKey::new(vk, false),
     ))
 }
 

@@ -111,7 +111,7 @@ pub use date::{days_from_civil, max_birth_date};
 pub use eddsa::{IssuerKey, IssuerPublicKey, Signature};
 pub use error::{Unprovable, ZkError};
 pub use field::{Address20, Fr, fr_from_bytes, fr_to_bytes, scope_from_label};
-pub use keys::{ProvingKey, VerifyingKey, circuit_shape, insecure_dev_setup};
+pub use keys::{ProvingKey, VerifyingKey, circuit_shape, insecure_dev_setup, trusted_setup};
 pub use proof::{
     PROOF_LEN, ProofBytes, check_witness, decode_proof, prove, prove_with_rng, verify,
 };
