@@ -104,6 +104,13 @@ pub struct InitArgs {
     /// Block time of every node.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub block_time: Duration,
+    /// The compliance administrator written into the genesis [default: dev account 0].
+    #[arg(long, value_name = "ADDRESS")]
+    pub compliance_admin: Option<alloy_primitives::Address>,
+    /// Leave the insecure development zkDID keys out of the genesis: the verifier then accepts
+    /// only keys from a trusted setup (`pharos identity setup`), installed by the administrator.
+    #[arg(long)]
+    pub no_dev_zk_keys: bool,
 }
 
 /// The config file of node `i` in a testnet directory.
@@ -128,8 +135,26 @@ pub fn init(args: &InitArgs) -> Result<usize, String> {
             ));
         }
     }
-    let spec =
-        crate::dev_spec_with_compliance(ChainSpec::dev(args.chain_id).map_err(|e| e.to_string())?)?;
+    let base = ChainSpec::dev(args.chain_id).map_err(|e| e.to_string())?;
+    let spec = match (args.compliance_admin, args.no_dev_zk_keys) {
+        (None, false) => crate::dev_spec_with_compliance(base)?,
+        (admin, no_dev_keys) => {
+            let admin = match admin {
+                Some(admin) => admin,
+                None => pharos_primitives::dev_accounts()
+                    .map_err(|e| e.to_string())?
+                    .first()
+                    .map(|(address, _)| *address)
+                    .ok_or("no development accounts")?,
+            };
+            let mut compliance = pharos_compliance::genesis::ComplianceGenesis::dev(admin);
+            if no_dev_keys {
+                compliance.allow_insecure_dev_keys = false;
+                compliance.verifying_key = None;
+            }
+            compliance.install(&base).map_err(|e| e.to_string())?
+        }
+    };
     let list = pharos_consensus::init_testnet(
         dir,
         n,
@@ -355,6 +380,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::B256;
 
     #[test]
     fn config_files_resolve_paths_and_refuse_unknown_keys() {
@@ -393,6 +419,8 @@ mod tests {
             stake: 1_000,
             chain_id: 4242,
             block_time: Duration::from_millis(500),
+            compliance_admin: Some(alloy_primitives::Address::repeat_byte(0xad)),
+            no_dev_zk_keys: true,
         };
         assert_eq!(init(&args), Ok(4));
         for i in 0..4 {
@@ -402,6 +430,26 @@ mod tests {
             let genesis = std::fs::read_to_string(file.genesis.expect("genesis")).expect("read");
             let spec = ChainSpec::from_genesis_json(&genesis).expect("genesis parses");
             assert_eq!(spec.chain_id(), 4242);
+            // The compliance administrator is the one asked for; no development zkDID key.
+            let alloc = &spec.genesis().alloc;
+            let identity = &alloc[&pharos_compliance::IDENTITY_REGISTRY];
+            let admin = identity.storage.as_ref().expect("storage")[&B256::ZERO];
+            assert_eq!(
+                admin,
+                alloy_primitives::Address::repeat_byte(0xad).into_word()
+            );
+            let zk = &alloc[&pharos_compliance::ZK_VERIFIER];
+            assert!(
+                zk.storage
+                    .as_ref()
+                    .is_none_or(|s| !s.contains_key(&B256::ZERO))
+            );
+            assert!(
+                zk.storage
+                    .as_ref()
+                    .is_none_or(|s| !s.contains_key(&B256::with_last_byte(1))),
+                "no verifying key"
+            );
             assert!(file.validator_key.expect("key").exists());
         }
         assert!(init(&args).is_err(), "never overwrites a testnet");
