@@ -326,6 +326,7 @@ fn regulate(
         A::registerAssetCall {
             token,
             balancesSlot: U256::ZERO,
+            deployNonce: 0,
         }
         .abi_encode(),
     )?;

@@ -115,6 +115,8 @@ interface IZkCredentialVerifier {
 interface IAssetCompliance {
     event AssetIssuerSet(address indexed account, bool enabled);
     event AssetRegistered(address indexed token, address indexed owner, uint256 balancesSlot);
+    event AssetDeregistered(address indexed token, address indexed by);
+    event AssetOwnerSet(address indexed token, address indexed previousOwner, address indexed newOwner);
     event AssetAgentSet(address indexed token, address indexed agent, bool enabled);
     event RequiredClaimsSet(address indexed token, uint256[] topics);
     event CountryRuleSet(address indexed token, uint16 indexed country, bool allowed, bool blocked);
@@ -128,10 +130,16 @@ interface IAssetCompliance {
 
     /// Administrator: who may register assets.
     function setAssetIssuer(address account, bool enabled) external;
-    /// An asset issuer registers `token`; `balancesSlot` is the storage slot of its
+    /// Registers `token`; the caller becomes its owner. Allowed for the token itself, for the
+    /// administrator, and for an asset issuer that deployed it (token == CREATE address of the
+    /// caller at `deployNonce`). `balancesSlot` is the storage slot of its
     /// `mapping(address => uint256)` of balances (0 for OpenZeppelin ERC20). Register before
     /// minting: holders are counted from registration on.
-    function registerAsset(address token, uint256 balancesSlot) external;
+    function registerAsset(address token, uint256 balancesSlot, uint64 deployNonce) external;
+    /// The owner or the administrator: the protocol stops enforcing rules on `token`.
+    function deregisterAsset(address token) external;
+    /// The owner or the administrator hands the asset to a new owner.
+    function setAssetOwner(address token, address newOwner) external;
     function setAgent(address token, address agent, bool enabled) external;
 
     function setRequiredClaims(address token, uint256[] calldata topics) external;

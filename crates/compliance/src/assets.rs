@@ -19,8 +19,8 @@ use alloy_sol_types::{SolCall, SolInterface};
 
 use crate::env::{Cx, Env, Failure, Output, address_word, akey, deny, nkey, slot, word_address};
 use crate::identity::{
-    country_of_identity, has_valid_claim_of_identity, identity_of, recovered_to, require_admin,
-    topic_name,
+    admin, country_of_identity, has_valid_claim_of_identity, identity_of, recovered_to,
+    require_admin, topic_name,
 };
 use crate::sanctions::is_sanctioned;
 use crate::{ASSET_COMPLIANCE, IAssetCompliance as A};
@@ -161,7 +161,8 @@ fn check<E: Env + ?Sized>(
     let mint = m.from.is_zero();
     let burn = m.to.is_zero();
     let now = cx.timestamp();
-    if !mint && is_sanctioned(cx, m.from)? {
+    // An agent may seize from a listed wallet (forced transfer, recovery); nobody may pay one.
+    if !mint && mode != Mode::Forced && is_sanctioned(cx, m.from)? {
         return deny(format!(
             "sanctions: sender {} is on the sanctions list",
             m.from
@@ -174,7 +175,7 @@ fn check<E: Env + ?Sized>(
         ));
     }
     if burn {
-        return Ok(());
+        return count_holders(cx, token, m, mode);
     }
     let sender_rules = !mint && mode != Mode::Forced;
     if sender_rules {
@@ -254,36 +255,7 @@ fn check<E: Env + ?Sized>(
             m.to, m.to_after
         ));
     }
-    // Holder count: a wallet counts once its balance leaves zero after registration (a flag
-    // per wallet, so holders from before registration are never subtracted).
-    let moves = !m.amount.is_zero() && m.from != m.to;
-    let joins = moves && m.to_after == m.amount;
-    let leaving = moves && !mint && m.from_after.is_zero();
-    let from_flag = slot(b"holder", &[akey(token), akey(m.from)]);
-    let leaves = leaving && !cx.read(ASSET_COMPLIANCE, from_flag)?.is_zero();
-    if joins || leaves {
-        let holders_slot = slot(b"holders", &[akey(token)]);
-        let holders = cx.read(ASSET_COMPLIANCE, holders_slot)?;
-        let after = (holders + U256::from(joins as u8)).saturating_sub(U256::from(leaves as u8));
-        if joins {
-            let max: u64 = read_u(cx, b"maxHolders", &[akey(token)])?.saturating_to();
-            if max != 0 && after > U256::from(max) {
-                return deny(format!(
-                    "max holders: {token} already has {holders} holders, the limit is {max}"
-                ));
-            }
-        }
-        if mode != Mode::View {
-            cx.write(ASSET_COMPLIANCE, holders_slot, after)?;
-            if joins {
-                let to_flag = slot(b"holder", &[akey(token), akey(m.to)]);
-                cx.write(ASSET_COMPLIANCE, to_flag, U256::from(1))?;
-            }
-            if leaves {
-                cx.write(ASSET_COMPLIANCE, from_flag, U256::ZERO)?;
-            }
-        }
-    }
+    count_holders(cx, token, m, mode)?;
     // Daily limit on what a wallet sends.
     if sender_rules {
         let limit = read_u(cx, b"daily", &[akey(token)])?;
@@ -301,6 +273,52 @@ fn check<E: Env + ?Sized>(
             if mode != Mode::View {
                 cx.write(ASSET_COMPLIANCE, spent_slot, total)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Holder count: a wallet counts once its balance leaves zero after registration (a flag per
+/// wallet, so holders from before registration are never subtracted, and none is counted twice);
+/// it stops counting when its balance returns to zero, burns included.
+fn count_holders<E: Env + ?Sized>(
+    cx: &mut Cx<'_, E>,
+    token: Address,
+    m: &Move,
+    mode: Mode,
+) -> Result<(), Failure> {
+    let moves = !m.amount.is_zero() && m.from != m.to;
+    if !moves {
+        return Ok(());
+    }
+    let from_flag = slot(b"holder", &[akey(token), akey(m.from)]);
+    let to_flag = slot(b"holder", &[akey(token), akey(m.to)]);
+    let leaves = !m.from.is_zero()
+        && m.from_after.is_zero()
+        && !cx.read(ASSET_COMPLIANCE, from_flag)?.is_zero();
+    let joins =
+        !m.to.is_zero() && m.to_after == m.amount && cx.read(ASSET_COMPLIANCE, to_flag)?.is_zero();
+    if !joins && !leaves {
+        return Ok(());
+    }
+    let holders_slot = slot(b"holders", &[akey(token)]);
+    let holders = cx.read(ASSET_COMPLIANCE, holders_slot)?;
+    let after = (holders + U256::from(joins as u8)).saturating_sub(U256::from(leaves as u8));
+    if joins {
+        let max: u64 = read_u(cx, b"maxHolders", &[akey(token)])?.saturating_to();
+        if max != 0 && after > U256::from(max) {
+            return deny(format!(
+                "max holders: {token} already has {holders} holders, the limit is {max}"
+            ));
+        }
+    }
+    if mode != Mode::View {
+        cx.write(ASSET_COMPLIANCE, holders_slot, after)?;
+        if joins {
+            cx.write(ASSET_COMPLIANCE, to_flag, U256::from(1))?;
+        }
+        if leaves {
+            cx.write(ASSET_COMPLIANCE, from_flag, U256::ZERO)?;
         }
     }
     Ok(())
@@ -420,14 +438,26 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
             Bytes::new()
         }
         C::registerAsset(c) => {
-            let role = !cx.read(me, slot(b"issuerRole", &[akey(caller)]))?.is_zero();
-            if !role && require_admin(cx, caller).is_err() {
-                return deny(format!(
-                    "{caller} is not an asset issuer (the administrator appoints them with setAssetIssuer)"
-                ));
-            }
             if c.token.is_zero() {
                 return deny("the zero address is not a token");
+            }
+            // Consent: the token registers itself, the administrator registers it, or an asset
+            // issuer registers a token it deployed (CREATE from its address with this nonce).
+            let is_admin = !caller.is_zero() && admin(cx)? == caller;
+            let deployed = caller.create(c.deployNonce) == c.token;
+            if caller != c.token && !is_admin {
+                let role = !cx.read(me, slot(b"issuerRole", &[akey(caller)]))?.is_zero();
+                if !role {
+                    return deny(format!(
+                        "{caller} is not an asset issuer (the administrator appoints them with setAssetIssuer)"
+                    ));
+                }
+                if !deployed {
+                    return deny(format!(
+                        "{caller} did not deploy {} with nonce {} (register a token you deployed, let the token register itself, or ask the administrator)",
+                        c.token, c.deployNonce
+                    ));
+                }
             }
             if asset(cx, c.token)?.is_some() {
                 return deny(format!("token {} is already registered", c.token));
@@ -447,6 +477,48 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
                     token: c.token,
                     owner: caller,
                     balancesSlot: c.balancesSlot,
+                },
+            )?;
+            Bytes::new()
+        }
+        C::deregisterAsset(c) => {
+            let asset = require_asset(cx, c.token)?;
+            if caller != asset.owner && !(!caller.is_zero() && admin(cx)? == caller) {
+                return deny(format!(
+                    "only the owner of {} or the administrator may deregister it",
+                    c.token
+                ));
+            }
+            cx.write(me, registration_slot(c.token), U256::ZERO)?;
+            cx.emit(
+                me,
+                &A::AssetDeregistered {
+                    token: c.token,
+                    by: caller,
+                },
+            )?;
+            Bytes::new()
+        }
+        C::setAssetOwner(c) => {
+            let mut asset = require_asset(cx, c.token)?;
+            if caller != asset.owner && !(!caller.is_zero() && admin(cx)? == caller) {
+                return deny(format!(
+                    "only the owner of {} or the administrator may hand it over",
+                    c.token
+                ));
+            }
+            if c.newOwner.is_zero() {
+                return deny("the owner cannot be the zero address");
+            }
+            let previous = asset.owner;
+            asset.owner = c.newOwner;
+            write_asset(cx, &asset)?;
+            cx.emit(
+                me,
+                &A::AssetOwnerSet {
+                    token: c.token,
+                    previousOwner: previous,
+                    newOwner: c.newOwner,
                 },
             )?;
             Bytes::new()
@@ -630,6 +702,9 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
         }
         C::recover(c) => {
             let asset = require_manager(cx, c.token, caller, false)?;
+            if c.lostWallet == c.newWallet {
+                return deny("recovery moves to another wallet");
+            }
             let lost_id = identity_of(cx, c.lostWallet)?;
             let same_identity = lost_id != 0 && lost_id == identity_of(cx, c.newWallet)?;
             if !same_identity && recovered_to(cx, c.lostWallet)? != c.newWallet {
@@ -640,11 +715,14 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
             }
             let amount = balance_of(cx, c.token, c.lostWallet)?;
             move_balance(cx, &asset, c.lostWallet, c.newWallet, amount)?;
+            // Restrictions follow the holder; the stricter of the two wallets' values wins.
             for tag in [&b"frozenAmount"[..], b"lockup", b"frozen"] {
                 let from = slot(tag, &[akey(c.token), akey(c.lostWallet)]);
                 let value = cx.read(me, from)?;
                 if !value.is_zero() {
-                    cx.write(me, slot(tag, &[akey(c.token), akey(c.newWallet)]), value)?;
+                    let to = slot(tag, &[akey(c.token), akey(c.newWallet)]);
+                    let current = cx.read(me, to)?;
+                    cx.write(me, to, value.max(current))?;
                     cx.write(me, from, U256::ZERO)?;
                 }
             }
@@ -716,7 +794,11 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
                 from: c.from,
                 to: c.to,
                 amount: c.amount,
-                from_after: from_before.saturating_sub(c.amount),
+                from_after: if c.from == c.to {
+                    from_before
+                } else {
+                    from_before.saturating_sub(c.amount)
+                },
                 to_after: if c.from == c.to {
                     to_before
                 } else {

@@ -17,8 +17,9 @@ use revm::{
     handler::{EthPrecompiles, PrecompileProvider},
     interpreter::{
         CallInputs, CallValue, Gas, Host, InstructionContext, InstructionExecResult,
-        InstructionResult, InterpreterAction, InterpreterResult, interpreter::EthInterpreter,
-        interpreter_types::LoopControl,
+        InstructionResult, InterpreterAction, InterpreterResult,
+        interpreter::EthInterpreter,
+        interpreter_types::{InputsTr, LoopControl, RuntimeFlag},
     },
     primitives::{AddressSet, Log},
     state::EvmState,
@@ -300,4 +301,91 @@ pub fn transfer_log_hook<CTX: ContextTr<Journal: JournalTr<State = EvmState>> + 
         }
         Err(Failure::Stop(Stop::Fatal)) => Err(InstructionResult::FatalExternalError),
     }
+}
+
+/// Native coin leaving a listed contract or reaching a listed address through `SELFDESTRUCT`,
+/// or a listed contract funding a `CREATE`/`CREATE2`: the reason it is refused, if it is
+/// (protocol reads without gas).
+fn sanctioned_move<CTX: ContextTr<Journal: JournalTr<State = EvmState>>>(
+    host: &mut CTX,
+    from: Address,
+    to: Option<Address>,
+) -> Result<Option<String>, InstructionResult> {
+    let mut env = RevmEnv::new(host);
+    let mut cx = Cx::new(&mut env, u64::MAX, false);
+    let outcome = match to {
+        Some(to) => sanctions::value_transfer_denied(&mut cx, from, to),
+        None => sanctions::value_transfer_denied(&mut cx, from, from),
+    };
+    match outcome {
+        Ok(reason) => Ok(reason),
+        Err(Failure::Stop(Stop::OutOfGas)) => Err(InstructionResult::OutOfGas),
+        Err(_) => Err(InstructionResult::FatalExternalError),
+    }
+}
+
+fn revert_with(
+    interpreter: &mut revm::interpreter::Interpreter<EthInterpreter>,
+    reason: String,
+) -> InstructionExecResult {
+    interpreter
+        .bytecode
+        .set_action(InterpreterAction::new_return(
+            InstructionResult::Revert,
+            revert_data(reason),
+            interpreter.gas,
+        ));
+    Err(InstructionResult::Revert)
+}
+
+/// `SELFDESTRUCT` with the sanctions list: a contract holding coin may not send it to a listed
+/// beneficiary, nor may a listed contract send its coin anywhere; the frame reverts with the
+/// reason. Otherwise exactly the EVM's instruction.
+pub fn selfdestruct_hook<CTX: ContextTr<Journal: JournalTr<State = EvmState>> + Host>(
+    ic: InstructionContext<'_, CTX, EthInterpreter>,
+) -> InstructionExecResult {
+    let InstructionContext { interpreter, host } = ic;
+    if !interpreter.runtime_flag.is_static()
+        && let Ok(target) = interpreter.stack.peek(0)
+    {
+        let contract = interpreter.input.target_address();
+        let balance = host
+            .journal()
+            .evm_state()
+            .get(&contract)
+            .map(|a| a.info.balance)
+            .unwrap_or_default();
+        if !balance.is_zero()
+            && let Some(reason) =
+                sanctioned_move(host, contract, Some(Address::from_word(target.into())))?
+        {
+            return revert_with(interpreter, reason);
+        }
+    }
+    revm::interpreter::instructions::host::selfdestruct::<EthInterpreter, CTX>(InstructionContext {
+        interpreter,
+        host,
+    })
+}
+
+/// `CREATE`/`CREATE2` with the sanctions list: a listed contract may not fund a new contract.
+pub fn create_hook<
+    const IS_CREATE2: bool,
+    CTX: ContextTr<Journal: JournalTr<State = EvmState>> + Host,
+>(
+    ic: InstructionContext<'_, CTX, EthInterpreter>,
+) -> InstructionExecResult {
+    let InstructionContext { interpreter, host } = ic;
+    if let Ok(value) = interpreter.stack.peek(0)
+        && !value.is_zero()
+        && !interpreter.runtime_flag.is_static()
+    {
+        let contract = interpreter.input.target_address();
+        if let Some(reason) = sanctioned_move(host, contract, None)? {
+            return revert_with(interpreter, reason);
+        }
+    }
+    revm::interpreter::instructions::contract::create::<IS_CREATE2, EthInterpreter, CTX>(
+        InstructionContext { interpreter, host },
+    )
 }

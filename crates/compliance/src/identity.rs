@@ -196,6 +196,15 @@ pub struct StoredClaim {
     pub revoked: bool,
 }
 
+/// The claim of `topic` on identity `id`, if any.
+pub fn claim_of<E: Env + ?Sized>(
+    cx: &mut Cx<'_, E>,
+    id: u64,
+    topic: U256,
+) -> Result<Option<StoredClaim>, Failure> {
+    read_claim(cx, id, topic)
+}
+
 fn read_claim<E: Env + ?Sized>(
     cx: &mut Cx<'_, E>,
     id: u64,
@@ -481,11 +490,12 @@ pub fn call_identity<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input
                 ));
             };
             if caller != claim.issuer {
-                require_admin(cx, caller).map_err(|_| {
-                    Failure::Revert(format!(
+                require_admin(cx, caller).map_err(|e| match e {
+                    Failure::Revert(_) => Failure::Revert(format!(
                         "compliance: only the claim's issuer ({}) or the administrator may revoke it",
                         claim.issuer
-                    ))
+                    )),
+                    stop => stop,
                 })?;
             }
             claim.revoked = true;

@@ -148,6 +148,11 @@ fn load_key<E: Env + ?Sized>(cx: &mut Cx<'_, E>) -> Result<Arc<VerifyingKey>, Fa
     if len == 0 {
         return deny("zkDID: no verifying key is set (the administrator calls setVerifyingKey)");
     }
+    if len > MAX_VK_LEN {
+        return deny(format!(
+            "zkDID: the stored verifying key claims {len} bytes, more than {MAX_VK_LEN}"
+        ));
+    }
     let hash = B256::from(cx.read(ZK_VERIFIER, VK_HASH_SLOT)?);
     let words = len.div_ceil(32);
     // Priced as reading every word, whether or not the parsed key is cached.
@@ -165,6 +170,12 @@ fn load_key<E: Env + ?Sized>(cx: &mut Cx<'_, E>) -> Result<Arc<VerifyingKey>, Fa
         );
     }
     bytes.truncate(len);
+    // The cache is keyed by the stored hash: only words that hash to it may fill it (a state
+    // override in a simulation, or a speculative read, could otherwise pair one key's hash with
+    // another key's words).
+    if keccak256(&bytes) != hash {
+        return deny("zkDID: the stored verifying key does not match its stored hash");
+    }
     let key = match VerifyingKey::from_bytes(&bytes) {
         Ok(key) => Arc::new(key),
         Err(e) => return deny(format!("zkDID: the stored verifying key is unusable: {e}")),
@@ -176,6 +187,14 @@ fn load_key<E: Env + ?Sized>(cx: &mut Cx<'_, E>) -> Result<Arc<VerifyingKey>, Fa
         cache.push((hash, key.clone()));
     }
     Ok(key)
+}
+
+/// Whether `key` is the development key, whatever its file header says.
+fn is_dev_key(key: &VerifyingKey) -> bool {
+    static DEV: std::sync::OnceLock<Option<VerifyingKey>> = std::sync::OnceLock::new();
+    DEV.get_or_init(|| VerifyingKey::from_bytes(crate::genesis::DEV_VERIFYING_KEY).ok())
+        .as_ref()
+        .is_some_and(|dev| dev.ark() == key.ark())
 }
 
 fn issuer_id(key: &IssuerPublicKey) -> B256 {
@@ -235,7 +254,8 @@ pub fn call_zk<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: &[u8
                 Err(e) => return zk_deny(e),
             };
             let allow_dev = cx.read(me, FLAGS_SLOT)?.bit(0);
-            if key.is_insecure_dev() && !allow_dev {
+            // The flag is the key file's own claim; the development key is known by its body.
+            if (key.is_insecure_dev() || is_dev_key(&key)) && !allow_dev {
                 return deny(
                     "zkDID: this verifying key comes from the insecure development setup; this chain only accepts keys from a ceremony",
                 );
@@ -448,6 +468,15 @@ fn submit<E: Env + ?Sized>(
     if identity == 0 {
         // Country 0: undisclosed (the proof only says which countries it is not).
         identity = create_identity(cx, caller, 0)?;
+    } else if crate::identity::claim_of(cx, identity, policy.claim_topic)?
+        .is_some_and(|claim| claim.revoked)
+    {
+        // A revoked claim stays revoked: a new proof (another scope, another credential) must
+        // not quietly restore it.
+        return deny(format!(
+            "zkDID: identity {identity}'s claim of topic {} was revoked",
+            policy.claim_topic
+        ));
     }
     let expiry = if policy.claim_validity == 0 {
         0

@@ -175,11 +175,18 @@ pub fn build_evm_with_cfg<DB: revm::Database>(
         .with_cfg(cfg)
         .with_block(block_env);
     let mut instructions = EthInstructions::new_mainnet_with_spec(spec);
-    instructions.insert_instruction(
-        revm::bytecode::opcode::LOG3,
-        Instruction::new(pharos_compliance::transfer_log_hook::<PharosContext<DB>>),
-        revm::interpreter::gas::LOG as u16,
-    );
+    // Protocol hooks (compliance): asset rules on Transfer events, sanctions on coin leaving
+    // through SELFDESTRUCT or funding CREATE. Static gas stays the EVM's.
+    use revm::bytecode::opcode::{CREATE, CREATE2, LOG3, SELFDESTRUCT};
+    let table = instructions.instruction_table_mut();
+    table[LOG3 as usize] =
+        Instruction::new(pharos_compliance::transfer_log_hook::<PharosContext<DB>>);
+    table[SELFDESTRUCT as usize] =
+        Instruction::new(pharos_compliance::selfdestruct_hook::<PharosContext<DB>>);
+    table[CREATE as usize] =
+        Instruction::new(pharos_compliance::create_hook::<false, PharosContext<DB>>);
+    table[CREATE2 as usize] =
+        Instruction::new(pharos_compliance::create_hook::<true, PharosContext<DB>>);
     Evm::new(ctx, instructions, PharosPrecompiles::new(spec))
 }
 

@@ -270,6 +270,7 @@ fn setup(c: &Cast) -> (Chain, Address) {
         A::registerAssetCall {
             token,
             balancesSlot: U256::ZERO,
+            deployNonce: 0,
         }
         .abi_encode(),
     );
@@ -1165,14 +1166,6 @@ fn zk_credentials_on_chain() {
         .abi_encode(),
     );
     assert!(I::hasValidClaimCall::abi_decode_returns(&out.output).expect("bool"));
-    // Once only per scope.
-    chain.denied(
-        &c.dave,
-        ZK_VERIFIER,
-        submit(&statement, &proof),
-        "nullifier already used",
-    );
-
     // A token that requires the zero-knowledge claim accepts Dave now, and Erin not.
     chain.ok(
         &c.issuer,
@@ -1188,6 +1181,38 @@ fn zk_credentials_on_chain() {
         &c.issuer,
         token,
         xfer(&c.erin, 10),
+        "topic 5 (ZK_CREDENTIAL)",
+    );
+    // Once only per scope.
+    chain.denied(
+        &c.dave,
+        ZK_VERIFIER,
+        submit(&statement, &proof),
+        "nullifier already used",
+    );
+    // A claim the administrator revoked stays revoked: a proof under another scope is refused,
+    // and the token no longer admits Dave.
+    chain.ok(
+        &c.admin,
+        IDENTITY_REGISTRY,
+        I::revokeClaimCall {
+            identity,
+            topic: U256::from(5),
+        }
+        .abi_encode(),
+    );
+    let (other_statement, other_proof) =
+        make(&c.dave, &dave_secret, 1, b"another-scope", &revocations);
+    chain.denied(
+        &c.dave,
+        ZK_VERIFIER,
+        submit(&other_statement, &other_proof.expect("proof")),
+        "claim of topic 5 was revoked",
+    );
+    chain.denied(
+        &c.issuer,
+        token,
+        xfer(&c.dave, 10),
         "topic 5 (ZK_CREDENTIAL)",
     );
 
@@ -1246,5 +1271,164 @@ fn zk_credentials_on_chain() {
         }
         .abi_encode(),
         "insecure development setup",
+    );
+}
+
+/// Registration needs the token's consent; the owner or the administrator can undo it.
+#[test]
+fn registration_needs_consent_and_can_be_undone() {
+    let c = cast();
+    let (mut chain, token) = setup(&c);
+    // Dave becomes an asset issuer; he may not register a token someone else deployed.
+    chain.ok(
+        &c.admin,
+        ASSET_COMPLIANCE,
+        A::setAssetIssuerCall {
+            account: c.dave.address(),
+            enabled: true,
+        }
+        .abi_encode(),
+    );
+    let deploy = chain.tx(
+        &c.issuer,
+        TxKind::Create,
+        U256::ZERO,
+        token_code(U256::from(1_000)),
+    );
+    let out = chain.run(vec![deploy]);
+    let other = out.results[0]
+        .outcome()
+        .and_then(|o| o.created)
+        .expect("deployed");
+    let issuer_nonce = chain.nonces[&c.issuer.address()] - 1;
+    for nonce in [0, issuer_nonce] {
+        chain.denied(
+            &c.dave,
+            ASSET_COMPLIANCE,
+            A::registerAssetCall {
+                token: other,
+                balancesSlot: U256::ZERO,
+                deployNonce: nonce,
+            }
+            .abi_encode(),
+            "did not deploy",
+        );
+    }
+    chain.denied(
+        &c.issuer,
+        ASSET_COMPLIANCE,
+        A::registerAssetCall {
+            token: other,
+            balancesSlot: U256::ZERO,
+            deployNonce: issuer_nonce + 1,
+        }
+        .abi_encode(),
+        "did not deploy",
+    );
+    // The administrator may (remediation, tokens deployed by factories).
+    chain.ok(
+        &c.admin,
+        ASSET_COMPLIANCE,
+        A::registerAssetCall {
+            token: other,
+            balancesSlot: U256::ZERO,
+            deployNonce: 0,
+        }
+        .abi_encode(),
+    );
+    chain.denied(&c.issuer, other, xfer(&c.dave, 1), "identity: recipient");
+    // Deregistered: no rules any more. Only the owner or the administrator may.
+    chain.denied(
+        &c.issuer,
+        ASSET_COMPLIANCE,
+        A::deregisterAssetCall { token: other }.abi_encode(),
+        "only the owner",
+    );
+    chain.ok(
+        &c.admin,
+        ASSET_COMPLIANCE,
+        A::deregisterAssetCall { token: other }.abi_encode(),
+    );
+    chain.ok(&c.issuer, other, xfer(&c.dave, 1));
+    // Ownership moves; the old owner loses its powers.
+    chain.ok(
+        &c.issuer,
+        ASSET_COMPLIANCE,
+        A::setAssetOwnerCall {
+            token,
+            newOwner: c.dave.address(),
+        }
+        .abi_encode(),
+    );
+    chain.denied(
+        &c.issuer,
+        ASSET_COMPLIANCE,
+        A::setPausedCall {
+            token,
+            paused: true,
+        }
+        .abi_encode(),
+        "is not the owner or an agent",
+    );
+    chain.ok(
+        &c.dave,
+        ASSET_COMPLIANCE,
+        A::setPausedCall {
+            token,
+            paused: true,
+        }
+        .abi_encode(),
+    );
+}
+
+/// Coin cannot leave through SELFDESTRUCT to a listed address, out of a listed contract, or
+/// into a CREATE funded by a listed contract.
+#[test]
+fn sanctions_cover_selfdestruct_and_create() {
+    let c = cast();
+    let (mut chain, _) = setup(&c);
+    // Init code returning `runtime` (a 12-byte prefix).
+    let deployer = |runtime: &[u8]| -> Bytes {
+        let n = runtime.len() as u8;
+        let mut code = vec![
+            0x60, n, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, n, 0x60, 0x00, 0xf3,
+        ];
+        code.extend_from_slice(runtime);
+        code.into()
+    };
+    // SELFDESTRUCT(CALLDATALOAD(0)); CREATE(value 1, empty code).
+    let destroyer = deployer(&[0x60, 0x00, 0x35, 0xff]);
+    let creator = deployer(&[0x60, 0x00, 0x60, 0x00, 0x60, 0x01, 0xf0, 0x00]);
+    let deploy = |chain: &mut Chain, code: Bytes| {
+        let tx = chain.tx(&c.dave, TxKind::Create, U256::from(1_000), code);
+        let out = chain.run(vec![tx]);
+        out.results[0]
+            .outcome()
+            .and_then(|o| o.created)
+            .expect("deployed")
+    };
+    let d1 = deploy(&mut chain, destroyer.clone());
+    let d2 = deploy(&mut chain, destroyer);
+    let creator = deploy(&mut chain, creator);
+    chain.ok(
+        &c.admin,
+        SANCTIONS_LIST,
+        S::setSanctionedCall {
+            accounts: vec![c.bob.address(), d2, creator],
+            listed: true,
+        }
+        .abi_encode(),
+    );
+    let to = |w: Address| w.into_word().to_vec();
+    chain.denied(&c.alice, d1, to(c.bob.address()), "sanctions: recipient");
+    chain.denied(&c.alice, d2, to(c.alice.address()), "sanctions: sender");
+    chain.denied(&c.alice, creator, vec![], "sanctions: sender");
+    assert_eq!(chain.state.accounts[&d1].balance, U256::from(1_000));
+    // Unlisted paths still work.
+    let before = chain.state.accounts[&c.alice.address()].balance;
+    chain.ok(&c.erin, d1, to(c.alice.address()));
+    assert_eq!(
+        chain.state.accounts[&c.alice.address()].balance,
+        before + U256::from(1_000)
     );
 }

@@ -385,6 +385,10 @@ impl RpcContext {
             let out = self.simulate(&view, &spec)?;
             let mut touched: BTreeMap<Address, Vec<B256>> = BTreeMap::new();
             for (address, account) in &out.state {
+                // System contracts charge flat gas: listing their slots would only cost more.
+                if pharos_evm::pharos_compliance::SYSTEM_CONTRACTS.contains(address) {
+                    continue;
+                }
                 let mut keys: Vec<B256> = account.storage.keys().map(|k| B256::from(*k)).collect();
                 // As geth: slots are listed for every account, bare addresses only for ones
                 // the transaction does not warm anyway.

@@ -274,15 +274,20 @@ test('system contracts, roles, identities, claims and a registered OpenZeppelin 
   token = await factory.deploy(SUPPLY);
   await token.waitForDeployment();
   tokenAddress = await token.getAddress();
+  // Registration needs the token's consent: the issuer proves it deployed it (its CREATE nonce).
+  const deployNonce = token.deploymentTransaction().nonce;
+  assert.equal(ethers.getCreateAddress({ from: issuer.address, nonce: deployNonce }), tokenAddress);
   assert.equal(await token.balanceOf(issuer.address), SUPPLY);
   for (const w of [issuer, alice, bob, carol, erin, dave, frank]) model.set(w.address, w === issuer ? SUPPLY : 0n);
-  await denied(ac, dave, 'registerAsset', [tokenAddress, 0],
+  await denied(ac, dave, 'registerAsset', [tokenAddress, 0, deployNonce],
     `compliance: ${dave.address} is not an asset issuer (the administrator appoints them with setAssetIssuer)`);
-  const reg = await mined(ac.connect(issuer).registerAsset(tokenAddress, 0));
+  await denied(ac, issuer, 'registerAsset', [tokenAddress, 0, deployNonce + 1],
+    `compliance: ${issuer.address} did not deploy ${tokenAddress} with nonce ${deployNonce + 1} (register a token you deployed, let the token register itself, or ask the administrator)`, { mine: false });
+  const reg = await mined(ac.connect(issuer).registerAsset(tokenAddress, 0, deployNonce));
   const [registered] = events(reg, ADDRESSES.IAssetCompliance, abis.IAssetCompliance);
   assert.equal(registered.name, 'AssetRegistered');
   assert.deepEqual([registered.args.token, registered.args.owner, registered.args.balancesSlot], [tokenAddress, issuer.address, 0n]);
-  await denied(ac, issuer, 'registerAsset', [tokenAddress, 0], `compliance: token ${tokenAddress} is already registered`, { mine: false });
+  await denied(ac, issuer, 'registerAsset', [tokenAddress, 0, deployNonce], `compliance: token ${tokenAddress} is already registered`, { mine: false });
 
   const i = ac.connect(issuer);
   await mined(i.setRequiredClaims(tokenAddress, [KYC]));
