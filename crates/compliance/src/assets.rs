@@ -80,6 +80,11 @@ fn require_asset<E: Env + ?Sized>(cx: &mut Cx<'_, E>, token: Address) -> Result<
     }
 }
 
+/// Whether `caller` is the compliance administrator.
+fn is_admin<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address) -> Result<bool, Failure> {
+    Ok(!caller.is_zero() && admin(cx)? == caller)
+}
+
 /// Fails unless `caller` owns `token`'s registration or is one of its agents.
 fn require_manager<E: Env + ?Sized>(
     cx: &mut Cx<'_, E>,
@@ -443,9 +448,9 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
             }
             // Consent: the token registers itself, the administrator registers it, or an asset
             // issuer registers a token it deployed (CREATE from its address with this nonce).
-            let is_admin = !caller.is_zero() && admin(cx)? == caller;
+            let by_admin = is_admin(cx, caller)?;
             let deployed = caller.create(c.deployNonce) == c.token;
-            if caller != c.token && !is_admin {
+            if caller != c.token && !by_admin {
                 let role = !cx.read(me, slot(b"issuerRole", &[akey(caller)]))?.is_zero();
                 if !role {
                     return deny(format!(
@@ -483,7 +488,7 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
         }
         C::deregisterAsset(c) => {
             let asset = require_asset(cx, c.token)?;
-            if caller != asset.owner && !(!caller.is_zero() && admin(cx)? == caller) {
+            if caller != asset.owner && !is_admin(cx, caller)? {
                 return deny(format!(
                     "only the owner of {} or the administrator may deregister it",
                     c.token
@@ -501,7 +506,7 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
         }
         C::setAssetOwner(c) => {
             let mut asset = require_asset(cx, c.token)?;
-            if caller != asset.owner && !(!caller.is_zero() && admin(cx)? == caller) {
+            if caller != asset.owner && !is_admin(cx, caller)? {
                 return deny(format!(
                     "only the owner of {} or the administrator may hand it over",
                     c.token
