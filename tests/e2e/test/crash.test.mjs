@@ -14,7 +14,7 @@ const KEYS = [
 test('SIGKILL under load loses nothing that was reported committed', async () => {
   let node = await startNode();
   try {
-    const provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true });
+    const provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, cacheTimeout: -1 });
     const wallets = KEYS.map((k) => new ethers.Wallet(k, provider));
     const feeData = await provider.getFeeData();
     const nonces = await Promise.all(wallets.map((w) => provider.getTransactionCount(w.address)));

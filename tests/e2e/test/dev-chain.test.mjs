@@ -25,7 +25,7 @@ function cast(...args) {
 
 before(async () => {
   node = await startNode();
-  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100 });
+  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100, cacheTimeout: -1 });
   wallets = KEYS.map((k) => new ethers.Wallet(k, provider));
 });
 
@@ -207,7 +207,7 @@ test('restart keeps blocks, receipts, logs and state', async () => {
   await stopNode(node);
 
   node = await startNode({ datadir: node.datadir });
-  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100 });
+  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100, cacheTimeout: -1 });
   token = token.connect(new ethers.Wallet(KEYS[0], provider));
   assert.ok((await provider.getBlockNumber()) >= height);
   assert.equal((await provider.getBlock(height)).hash, blockHash);

@@ -66,7 +66,7 @@ async function verifySlot(storageRoot, slot, nodes) {
 
 before(async () => {
   node = await startNode();
-  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100 });
+  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100, cacheTimeout: -1 });
   wallet = new ethers.Wallet(KEY, provider);
   const { TestToken } = compile('TestToken.sol');
   const factory = new ethers.ContractFactory(TestToken.abi, TestToken.bytecode, wallet);

@@ -70,7 +70,7 @@ async function balances(...wallets) {
 
 before(async () => {
   node = await startNode();
-  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100 });
+  provider = new ethers.JsonRpcProvider(node.url, undefined, { staticNetwork: true, pollingInterval: 100, cacheTimeout: -1 });
   const root = ethers.HDNodeWallet.fromPhrase(DEV_MNEMONIC, undefined, "m/44'/60'/0'/0");
   const wallets = Array.from({ length: 8 }, (_, i) => new ethers.Wallet(root.deriveChild(i).privateKey, provider));
   [deployer, agent, issuerWallet, alice, bob, charlie, david, erin] = wallets;
