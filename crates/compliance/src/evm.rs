@@ -345,6 +345,9 @@ pub fn selfdestruct_hook<CTX: ContextTr<Journal: JournalTr<State = EvmState>> + 
     ic: InstructionContext<'_, CTX, EthInterpreter>,
 ) -> InstructionExecResult {
     let InstructionContext { interpreter, host } = ic;
+    if let Some(reason) = creation_denied(interpreter, host)? {
+        return revert_with(interpreter, reason);
+    }
     if !interpreter.runtime_flag.is_static()
         && let Ok(target) = interpreter.stack.peek(0)
     {
@@ -388,4 +391,44 @@ pub fn create_hook<
     revm::interpreter::instructions::contract::create::<IS_CREATE2, EthInterpreter, CTX>(
         InstructionContext { interpreter, host },
     )
+}
+
+/// A contract being created with coin from a listed account may not come into existence: the
+/// reason, checked where its init code ends successfully (`STOP`, `RETURN`, `SELFDESTRUCT`), so
+/// the whole creation — including anything its init code did with the coin — reverts. Covers
+/// a listed account's own contract-creation transaction, which no call frame sees.
+fn creation_denied<CTX: ContextTr<Journal: JournalTr<State = EvmState>>>(
+    interpreter: &revm::interpreter::Interpreter<EthInterpreter>,
+    host: &mut CTX,
+) -> Result<Option<String>, InstructionResult> {
+    let input = &interpreter.input;
+    if input.bytecode_address.is_some() || input.call_value.is_zero() {
+        return Ok(None);
+    }
+    sanctioned_move(host, input.caller_address, None)
+}
+
+/// `STOP` ending init code funded by a listed account reverts instead ([`creation_denied`]).
+pub fn stop_hook<CTX: ContextTr<Journal: JournalTr<State = EvmState>> + Host>(
+    ic: InstructionContext<'_, CTX, EthInterpreter>,
+) -> InstructionExecResult {
+    let InstructionContext { interpreter, host } = ic;
+    if let Some(reason) = creation_denied(interpreter, host)? {
+        return revert_with(interpreter, reason);
+    }
+    Err(InstructionResult::Stop)
+}
+
+/// `RETURN` ending init code funded by a listed account reverts instead ([`creation_denied`]).
+pub fn return_hook<CTX: ContextTr<Journal: JournalTr<State = EvmState>> + Host>(
+    ic: InstructionContext<'_, CTX, EthInterpreter>,
+) -> InstructionExecResult {
+    let InstructionContext { interpreter, host } = ic;
+    if let Some(reason) = creation_denied(interpreter, host)? {
+        return revert_with(interpreter, reason);
+    }
+    revm::interpreter::instructions::control::ret::<EthInterpreter, CTX>(InstructionContext {
+        interpreter,
+        host,
+    })
 }

@@ -32,8 +32,9 @@
 //!   the token's frame, and a denial reverts that frame naming the rule. For unregistered
 //!   tokens the hook costs one free storage read.
 //! * **Sanctions** apply to regulated-asset transfers, to every call frame that moves native
-//!   coin (checked before the frame runs, one free read while the list is empty), and to coin
-//!   leaving through `SELFDESTRUCT` or funding a `CREATE` (hooks on those instructions).
+//!   coin (checked before the frame runs, one free read while the list is empty), to coin
+//!   leaving through `SELFDESTRUCT` or funding a `CREATE`, and to contracts created with a
+//!   listed account's coin (hooks on those instructions and on `STOP`/`RETURN` ending init code).
 //! * **zkDID** verification is [`pharos_zkdid::ClaimVerifier`]; the verifying key, policy,
 //!   issuers and nullifiers live in the verifier's storage.
 #![warn(missing_docs)]
@@ -49,7 +50,9 @@ pub mod zk;
 use alloy_primitives::{Address, address};
 
 pub use env::{Cx, Env, Failure, MemoryEnv, Stop};
-pub use evm::{PharosPrecompiles, create_hook, selfdestruct_hook, transfer_log_hook};
+pub use evm::{
+    PharosPrecompiles, create_hook, return_hook, selfdestruct_hook, stop_hook, transfer_log_hook,
+};
 
 #[allow(missing_docs)]
 mod bindings {

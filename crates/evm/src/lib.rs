@@ -176,9 +176,12 @@ pub fn build_evm_with_cfg<DB: revm::Database>(
         .with_block(block_env);
     let mut instructions = EthInstructions::new_mainnet_with_spec(spec);
     // Protocol hooks (compliance): asset rules on Transfer events, sanctions on coin leaving
-    // through SELFDESTRUCT or funding CREATE. Static gas stays the EVM's.
-    use revm::bytecode::opcode::{CREATE, CREATE2, LOG3, SELFDESTRUCT};
+    // through SELFDESTRUCT, funding CREATE, or creating a contract from a listed account (init
+    // code ending in STOP/RETURN). Static gas stays the EVM's.
+    use revm::bytecode::opcode::{CREATE, CREATE2, LOG3, RETURN, SELFDESTRUCT, STOP};
     let table = instructions.instruction_table_mut();
+    table[STOP as usize] = Instruction::new(pharos_compliance::stop_hook::<PharosContext<DB>>);
+    table[RETURN as usize] = Instruction::new(pharos_compliance::return_hook::<PharosContext<DB>>);
     table[LOG3 as usize] =
         Instruction::new(pharos_compliance::transfer_log_hook::<PharosContext<DB>>);
     table[SELFDESTRUCT as usize] =

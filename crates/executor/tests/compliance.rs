@@ -1424,6 +1424,37 @@ fn sanctions_cover_selfdestruct_and_create() {
     chain.denied(&c.alice, d2, to(c.alice.address()), "sanctions: sender");
     chain.denied(&c.alice, creator, vec![], "sanctions: sender");
     assert_eq!(chain.state.accounts[&d1].balance, U256::from(1_000));
+    // A listed account's own contract creation with coin: the init code may not complete,
+    // whether it returns code, stops, or passes the coin on with SELFDESTRUCT.
+    let mut forward = vec![0x73];
+    forward.extend_from_slice(c.alice.address().as_slice());
+    forward.push(0xff);
+    let alice_before = chain.state.accounts[&c.alice.address()].balance;
+    for init in [deployer(&[0x00]), Bytes::new(), Bytes::from(forward)] {
+        let tx = chain.tx(&c.bob, TxKind::Create, U256::from(500), init);
+        let out = chain.run(vec![tx]);
+        let outcome = out.results[0].outcome().expect("included");
+        assert_eq!(outcome.status, TxStatus::Revert, "{outcome:?}");
+        assert!(
+            decode_revert_reason(&outcome.output)
+                .unwrap_or_default()
+                .contains("sanctions: sender"),
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.created, None);
+    }
+    assert_eq!(
+        chain.state.accounts[&c.alice.address()].balance,
+        alice_before
+    );
+    // Without coin, or once delisted, creation works.
+    let tx = chain.tx(&c.bob, TxKind::Create, U256::ZERO, deployer(&[0x00]));
+    assert!(
+        chain.run(vec![tx]).results[0]
+            .outcome()
+            .expect("included")
+            .success()
+    );
     // Unlisted paths still work.
     let before = chain.state.accounts[&c.alice.address()].balance;
     chain.ok(&c.erin, d1, to(c.alice.address()));
