@@ -233,7 +233,8 @@ pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
     }
     let make = |u: &mut Universe| match workload {
         Workload::Transfers => u.transfers(txs),
-        Workload::Erc20 | Workload::Erc20Regulated => u.erc20_transfers(txs),
+        Workload::Erc20 => u.erc20_transfers(txs),
+        Workload::Erc20Regulated => u.erc20_transfers_with_gas(txs, 200_000),
         Workload::Uniswap => u.swaps(txs, 0),
         Workload::Erc20Hotspot(p) => u.erc20_hotspot(txs, p),
         Workload::UniswapHotspot(p) => u.swaps(txs, p),
@@ -251,6 +252,18 @@ pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
     let measured = arc(make(&mut u));
     let pre_warmup = state.clone();
     let out = seq.execute(&block(10), &warmup, &state)?;
+    // A workload measures the transactions it means: every one of them must succeed (an
+    // out-of-gas block would time the wrong thing).
+    if let Some((i, r)) = out
+        .results
+        .iter()
+        .enumerate()
+        .find(|(_, r)| !r.outcome().is_some_and(|o| o.success()))
+    {
+        return Err(BenchError::Scenario(format!(
+            "{workload}: warm-up transaction {i} did not succeed: {r:?}"
+        )));
+    }
     state.apply(&out.diff);
     Ok(Prepared {
         workload,

@@ -5,8 +5,9 @@
 //! directory must verify: the head's state root equals a full recomputation of the flat state
 //! and every block re-executes to the same hash.
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
     os::unix::process::ExitStatusExt,
     path::Path,
     process::{Child, Command, Stdio},
@@ -33,27 +34,12 @@ fn start(datadir: &Path, crash_at: Option<&str>) -> (Child, String) {
     ])
     .arg(datadir)
     .env("RUST_LOG", "warn")
-    .stdout(Stdio::piped())
     .stderr(Stdio::null());
     match crash_at {
         Some(at) => cmd.env("PHAROS_CRASH_AT", at),
         None => cmd.env_remove("PHAROS_CRASH_AT"),
     };
-    let mut child = cmd.spawn().expect("start pharos");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("node printed its address before exiting")
-            .expect("read stdout");
-        if let Some(rest) = line.strip_prefix("JSON-RPC: ") {
-            break rest.split_whitespace().next().expect("url").to_string();
-        }
-    };
-    // Keep draining stdout so the node never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    common::spawn_node(&mut cmd)
 }
 
 fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {

@@ -4,8 +4,9 @@
 //! the identity registry then reports the zkDID claim. Replays, tampered proofs, revoked
 //! credentials, wrong keys and malformed files fail with clear messages and exit code 1.
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Output, Stdio},
 };
@@ -13,13 +14,14 @@ use std::{
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
 use alloy_sol_types::SolCall;
 use jsonrpsee_core::client::ClientT;
-use pharos_compliance::{IDENTITY_REGISTRY, IIdentityRegistry, IZkCredentialVerifier, ZK_VERIFIER};
+use pharos_compliance::{
+    IDENTITY_REGISTRY, IIdentityRegistry, IZkCredentialVerifier, ZK_VERIFIER,
+    identity::TOPIC_ZK_CREDENTIAL,
+};
 use pharos_loadgen::RpcClient;
 use pharos_workload::{TxBuilder, Wallet, raw};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pharos");
-/// Genesis claim topic of zkDID claims.
-const TOPIC_ZK_CREDENTIAL: u64 = 5;
 
 struct Node(Child);
 
@@ -31,36 +33,22 @@ impl Drop for Node {
 }
 
 fn start_node(datadir: &Path) -> (Node, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "node",
-            "--dev",
-            "--http.port",
-            "0",
-            "--block-time",
-            "100ms",
-            "--datadir",
-        ])
-        .arg(datadir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pharos");
-    let stdout = child.stdout.take().expect("stdout");
-    let node = Node(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("node printed its address before exiting")
-            .expect("read stdout");
-        if let Some(rest) = line.strip_prefix("JSON-RPC: ") {
-            break rest.split_whitespace().next().expect("url").to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (node, url)
+    let (child, url) = common::spawn_node(
+        Command::new(BIN)
+            .args([
+                "node",
+                "--dev",
+                "--http.port",
+                "0",
+                "--block-time",
+                "100ms",
+                "--datadir",
+            ])
+            .arg(datadir)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null()),
+    );
+    (Node(child), url)
 }
 
 /// Runs `pharos identity ARGS` (its output is shown with `--nocapture`).

@@ -17,7 +17,9 @@
 use alloy_primitives::{Address, B256, Bytes, LogData, U256, b256, keccak256};
 use alloy_sol_types::{SolCall, SolInterface};
 
-use crate::env::{Cx, Env, Failure, Output, address_word, akey, deny, nkey, slot, word_address};
+use crate::env::{
+    Cx, Env, Failure, Output, READ_GAS, address_word, akey, deny, nkey, slot, word_address,
+};
 use crate::identity::{
     admin, country_of_identity, has_valid_claim_of_identity, identity_of, recovered_to,
     require_admin, topic_name,
@@ -55,14 +57,16 @@ pub fn asset<E: Env + ?Sized>(
     token: Address,
 ) -> Result<Option<Asset>, Failure> {
     let word = cx.read(ASSET_COMPLIANCE, registration_slot(token))?;
-    if !word.bit(160) {
-        return Ok(None);
-    }
-    Ok(Some(Asset {
+    Ok(asset_from_word(token, word))
+}
+
+/// The asset record stored in `word` (the value of [`registration_slot`]), if registered.
+pub fn asset_from_word(token: Address, word: U256) -> Option<Asset> {
+    word.bit(160).then(|| Asset {
         token,
         owner: word_address(word),
         paused: word.bit(161),
-    }))
+    })
 }
 
 fn write_asset<E: Env + ?Sized>(cx: &mut Cx<'_, E>, asset: &Asset) -> Result<(), Failure> {
@@ -329,32 +333,31 @@ fn count_holders<E: Env + ?Sized>(
     Ok(())
 }
 
-/// The protocol's check of a `Transfer(from, to, value)` event emitted by `token`: nothing for a
-/// token that is not registered (one read), otherwise every rule
-/// (`Err(Revert(reason))` reverts the token's call frame).
+/// The protocol's check of a `Transfer(from, to, value)` event emitted by the registered token
+/// `asset` (the caller decoded its registration with [`asset_from_word`]): every rule, against
+/// the balances the token just wrote (`Err(Revert(reason))` reverts the token's call frame).
 pub fn on_transfer<E: Env + ?Sized>(
     cx: &mut Cx<'_, E>,
-    token: Address,
+    asset: &Asset,
     from: Address,
     to: Address,
     amount: U256,
 ) -> Result<(), Failure> {
-    let Some(asset) = asset(cx, token)? else {
-        return Ok(());
+    // The registration record was read by the caller ([`asset_from_word`]); priced here.
+    cx.charge(READ_GAS)?;
+    let token = asset.token;
+    let base = read_u(cx, b"balances", &[akey(token)])?;
+    let mut balance = |holder: Address| -> Result<U256, Failure> {
+        if holder.is_zero() {
+            return Ok(U256::ZERO);
+        }
+        Ok(cx.read(token, balance_slot(holder, base))?)
     };
-    let from_after = if from.is_zero() {
-        U256::ZERO
-    } else {
-        balance_of(cx, token, from)?
-    };
-    let to_after = if to.is_zero() {
-        U256::ZERO
-    } else {
-        balance_of(cx, token, to)?
-    };
+    let from_after = balance(from)?;
+    let to_after = balance(to)?;
     check(
         cx,
-        &asset,
+        asset,
         &Move {
             from,
             to,

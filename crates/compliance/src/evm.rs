@@ -271,15 +271,15 @@ pub fn transfer_log_hook<CTX: ContextTr<Journal: JournalTr<State = EvmState>> + 
     let to = Address::from_word(topics[2]);
     let amount = U256::from_be_slice(&log.data.data);
     let mut env = RevmEnv::new(host);
-    let registered = match env.peek(ASSET_COMPLIANCE, assets::registration_slot(token)) {
-        Ok(word) => word.bit(160),
+    let word = match env.peek(ASSET_COMPLIANCE, assets::registration_slot(token)) {
+        Ok(word) => word,
         Err(_) => return Err(InstructionResult::FatalExternalError),
     };
-    if !registered {
+    let Some(asset) = assets::asset_from_word(token, word) else {
         return Ok(());
-    }
+    };
     let mut cx = Cx::new(&mut env, interpreter.gas.remaining(), false);
-    let outcome = assets::on_transfer(&mut cx, token, from, to, amount);
+    let outcome = assets::on_transfer(&mut cx, &asset, from, to, amount);
     if !interpreter.gas.record_regular_cost(cx.gas_used()) {
         return Err(InstructionResult::OutOfGas);
     }

@@ -432,6 +432,12 @@ impl Universe {
 
     /// `n` ERC-20 transfers of the first token to fresh addresses, round-robin over the wallets.
     pub fn erc20_transfers(&mut self, n: usize) -> Vec<RecoveredTx> {
+        self.erc20_transfers_with_gas(n, 80_000)
+    }
+
+    /// [`Universe::erc20_transfers`] with `gas_limit` per transaction (a regulated token's
+    /// transfer runs the protocol's rules as well).
+    pub fn erc20_transfers_with_gas(&mut self, n: usize, gas_limit: u64) -> Vec<RecoveredTx> {
         let token = self.tokens[0];
         (0..n)
             .map(|i| {
@@ -441,7 +447,7 @@ impl Universe {
                     token,
                     U256::ZERO,
                     erc20::transfer(fresh(i as u64), U256::from(1)),
-                    80_000,
+                    gas_limit,
                 )
             })
             .collect()
