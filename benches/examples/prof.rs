@@ -1,7 +1,8 @@
 //! A profiling harness: one workload, one executor, many runs, per-run phase timings and page
 //! faults. `perf record target/release/examples/prof erc20 exec 2` profiles the parallel
 //! executor on 2 threads; `... erc20 seq` the sequential one; `... erc20 predict` prediction only.
-//! `ROUNDS=N` sets the number of runs.
+//! `ROUNDS=N` sets the number of runs; `INTERLEAVE=1` runs the sequential executor before each
+//! parallel run (as `pharos bench exec` does).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -75,9 +76,18 @@ fn main() {
             let par = ParallelExecutor::new(1337, Arc::new(CodeCache::default()), config);
             par.execute(&p.block, &p.warmup, &p.pre_warmup)
                 .expect("warm-up");
+            let seq = SequentialExecutor::new(1337, Arc::new(CodeCache::default()));
+            let interleave = std::env::var_os("INTERLEAVE").is_some();
             for _ in 0..rounds {
+                if interleave {
+                    let t = Instant::now();
+                    seq.execute(&p.block, &p.txs, &p.pre).expect("executes");
+                    println!("sequential {:?}", t.elapsed());
+                }
                 let faults = minor_faults();
+                let t = Instant::now();
                 let out = par.execute(&p.block, &p.txs, &p.pre).expect("executes");
+                println!("wall {:?}", t.elapsed());
                 println!(
                     "predict {} us, execute {} us, merge {} us, total {} us, page faults {}",
                     out.stats.predict_us,

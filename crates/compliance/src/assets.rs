@@ -48,7 +48,25 @@ pub struct Asset {
 /// The slot of `token`'s registration record (what the `LOG3` hook reads for every
 /// `Transfer`).
 pub fn registration_slot(token: Address) -> U256 {
-    slot(b"asset", &[akey(token)])
+    // Asked on every token `Transfer` and by every prediction of a contract call: a small
+    // per-thread memo of recent tokens saves the hash.
+    const WAYS: usize = 64;
+    thread_local! {
+        static MEMO: std::cell::RefCell<[Option<(Address, U256)>; WAYS]> =
+            const { std::cell::RefCell::new([None; WAYS]) };
+    }
+    let way = usize::from(token.0[19] ^ token.0[0]) % WAYS;
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        match memo[way] {
+            Some((t, s)) if t == token => s,
+            _ => {
+                let s = slot(b"asset", &[akey(token)]);
+                memo[way] = Some((token, s));
+                s
+            }
+        }
+    })
 }
 
 /// The asset record of `token`, if registered.
@@ -821,4 +839,23 @@ pub fn call_assets<E: Env + ?Sized>(cx: &mut Cx<'_, E>, caller: Address, input: 
             A::canTransferCall::abi_encode_returns(&verdict).into()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_slot_memo_never_answers_for_another_token() {
+        // Tokens sharing a memo way, asked in turns, and the zero address.
+        let tokens: Vec<Address> = (0u8..=255)
+            .flat_map(|b| [Address::repeat_byte(b), Address::with_last_byte(b)])
+            .chain([Address::ZERO])
+            .collect();
+        for _ in 0..3 {
+            for t in &tokens {
+                assert_eq!(registration_slot(*t), slot(b"asset", &[akey(*t)]));
+            }
+        }
+    }
 }

@@ -840,3 +840,47 @@ fn slow_storage_path_matches() {
         );
     }
 }
+
+/// The group phase takes the hashes of mapping slots from the prediction instead of hashing
+/// again (`KECCAK256` over a predicted 64-byte input): ERC-20 transfers with every gas limit
+/// (in steps of 3, narrower than the instruction's 12 dynamic gas) from just above the calldata
+/// floor (EIP-7623) to past the recipient's balance-slot hash run out of gas at every instruction
+/// on the way, and must do so exactly as the sequential executor's.
+#[test]
+fn memoized_keccak_charges_gas_like_revm() {
+    let world = world();
+    let mut u = world.universe.clone();
+    let token = u.tokens[0];
+    let wallets = u.wallets.len();
+    let txs: Vec<Arc<RecoveredTx>> = (22_500u64..32_000)
+        .step_by(3)
+        .enumerate()
+        .map(|(i, gas)| {
+            let to = scenario::fresh(1_000_000 + i as u64);
+            Arc::new(u.call(
+                i % wallets,
+                token,
+                U256::ZERO,
+                erc20::transfer(to, U256::from(1)),
+                gas,
+            ))
+        })
+        .collect();
+    let ctx = block(30, Address::repeat_byte(0xcb));
+    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
+        .execute(&ctx, &txs, &world.pre)
+        .expect("sequential");
+    let halted = seq
+        .results
+        .iter()
+        .filter(|r| r.outcome().is_some_and(|o| !o.success()))
+        .count();
+    assert!(
+        halted > 3_000,
+        "the sweep runs out of gas ({halted} halted)"
+    );
+    for (label, exec) in executors() {
+        let par = exec.execute(&ctx, &txs, &world.pre).expect("parallel");
+        assert_same(&format!("gas sweep, {label}"), &world.pre, &seq, &par);
+    }
+}

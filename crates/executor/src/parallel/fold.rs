@@ -56,15 +56,18 @@ pub struct AccountFold {
 }
 
 /// A worker's fold, sorted by address, with the code it deployed.
-pub type SortedFold = (Vec<(Address, AccountFold)>, Vec<(B256, Bytes)>);
+pub type SortedFold = (FoldList, Vec<(B256, Bytes)>);
+
+/// Accounts' folds sorted by address.
+pub type FoldList = Vec<(Address, Box<AccountFold>)>;
 
 /// A worker's fold of the groups it ran.
 #[derive(Debug, Default)]
 pub struct WorkerFold {
-    /// Where each account's fold sits in `slab` (folds are large: they move once, not on every
-    /// rehash or sort swap).
+    /// Where each account's fold sits in `slab` (folds are large and boxed: sorting and merging
+    /// move pointers, not folds).
     index: HashMap<Address, usize>,
-    slab: Vec<(Address, AccountFold)>,
+    slab: Vec<(Address, Box<AccountFold>)>,
     codes: Vec<(B256, Bytes)>,
 }
 
@@ -74,10 +77,10 @@ impl WorkerFold {
         let i = *self.index.entry(address).or_insert_with(|| {
             slab.push((
                 address,
-                AccountFold {
+                Box::new(AccountFold {
                     group: usize::MAX,
                     ..Default::default()
-                },
+                }),
             ));
             slab.len() - 1
         });
@@ -133,24 +136,19 @@ impl WorkerFold {
     /// The fold's accounts sorted by address, with the pre-block state of those it did not
     /// replace (done on the worker's thread).
     pub fn into_sorted(self, base: &BaseState<'_>) -> Result<SortedFold, StateError> {
-        let mut order: Vec<(Address, usize)> = self.index.into_iter().collect();
-        order.sort_unstable_by_key(|(a, _)| *a);
-        let mut slab: Vec<Option<(Address, AccountFold)>> =
-            self.slab.into_iter().map(Some).collect();
-        let mut accounts = Vec::with_capacity(order.len());
-        for (_, i) in order {
-            if let Some((a, mut f)) = slab[i].take() {
-                if f.set.is_none() {
-                    f.base = Some(base.account(a)?);
-                }
-                accounts.push((a, f));
+        let mut accounts = self.slab;
+        accounts.sort_unstable_by_key(|(a, _)| *a);
+        for (a, f) in &mut accounts {
+            if f.set.is_none() {
+                f.base = Some(base.account(*a)?);
             }
         }
         Ok((accounts, self.codes))
     }
 }
 
-fn combine(mut a: AccountFold, b: AccountFold) -> AccountFold {
+fn combine(mut a: Box<AccountFold>, b: Box<AccountFold>) -> Box<AccountFold> {
+    let b = *b;
     if b.set.is_some() {
         a.set = b.set;
         a.included = b.included;
@@ -165,22 +163,88 @@ fn combine(mut a: AccountFold, b: AccountFold) -> AccountFold {
     a
 }
 
-/// Combines the workers' folds into the block's diff.
-pub fn into_diff(folds: Vec<SortedFold>, base: &BaseState<'_>) -> Result<StateDiff, StateError> {
+/// Combines the workers' folds into the block's diff, merging disjoint address ranges on
+/// `threads` threads.
+pub fn into_diff(
+    folds: Vec<SortedFold>,
+    base: &BaseState<'_>,
+    threads: usize,
+) -> Result<StateDiff, StateError> {
     let mut codes = BTreeMap::new();
-    let mut lists = Vec::with_capacity(folds.len());
+    let mut lists: Vec<FoldList> = Vec::with_capacity(folds.len());
     for (accounts, c) in folds {
         codes.extend(c);
-        lists.push(accounts.into_iter().peekable());
+        lists.push(accounts);
     }
-    let mut changes = Vec::new();
+    // Range boundaries: quantiles of the longest list (every list is sorted by address).
+    let total: usize = lists.iter().map(Vec::len).sum();
+    let ranges = if total < 2_048 { 1 } else { threads.max(1) };
+    let mut bounds: Vec<Address> = Vec::new();
+    if let Some(longest) = lists.iter().max_by_key(|l| l.len()) {
+        for k in 1..ranges {
+            if let Some((a, _)) = longest.get(longest.len() * k / ranges)
+                && bounds.last() != Some(a)
+            {
+                bounds.push(*a);
+            }
+        }
+    }
+    // Each range's part of every list (elements are an address and a pointer: cheap to move).
+    let mut parts: Vec<Vec<FoldList>> = (0..=bounds.len()).map(|_| Vec::new()).collect();
+    for mut list in lists {
+        for (k, bound) in bounds.iter().enumerate().rev() {
+            let at = list.partition_point(|(a, _)| a < bound);
+            parts[k + 1].push(list.split_off(at));
+        }
+        parts[0].push(list);
+    }
+    let merged: Vec<Result<Vec<(Address, AccountChange)>, StateError>> = if parts.len() == 1 {
+        parts.into_iter().map(|p| merge_range(p, base)).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let mut parts = parts.into_iter();
+            let first = parts.next();
+            let handles: Vec<_> = parts
+                .map(|p| scope.spawn(move || merge_range(p, base)))
+                .collect();
+            let mut out = vec![first.map_or_else(|| Ok(Vec::new()), |p| merge_range(p, base))];
+            for h in handles {
+                out.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err(StateError("merging thread panicked".into()))),
+                );
+            }
+            out
+        })
+    };
+    let mut changes = Vec::with_capacity(total);
+    for part in merged {
+        changes.extend(part?);
+    }
+    Ok(StateDiff {
+        // Ranges in order, each sorted: the map is built from sorted input.
+        accounts: changes.into_iter().collect(),
+        codes,
+    })
+}
+
+/// Merges one address range of every worker's fold into account changes, in address order.
+fn merge_range(
+    lists: Vec<FoldList>,
+    base: &BaseState<'_>,
+) -> Result<Vec<(Address, AccountChange)>, StateError> {
+    let mut changes = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+    let mut lists: Vec<_> = lists
+        .into_iter()
+        .map(|l| l.into_iter().peekable())
+        .collect();
     // Repeatedly take the smallest address at the head of any list.
     while let Some(next) = lists
         .iter_mut()
         .filter_map(|l| l.peek().map(|(a, _)| *a))
         .min()
     {
-        let mut fold: Option<AccountFold> = None;
+        let mut fold: Option<Box<AccountFold>> = None;
         for l in &mut lists {
             if l.peek().is_some_and(|(a, _)| *a == next)
                 && let Some((_, f)) = l.next()
@@ -192,6 +256,7 @@ pub fn into_diff(folds: Vec<SortedFold>, base: &BaseState<'_>) -> Result<StateDi
             }
         }
         let Some(f) = fold else { break };
+        let f = *f;
         let info = match f.set {
             Some(v) => add_balance(v, f.delta.saturating_sub(f.included)),
             None => {
@@ -211,8 +276,5 @@ pub fn into_diff(folds: Vec<SortedFold>, base: &BaseState<'_>) -> Result<StateDi
             },
         ));
     }
-    Ok(StateDiff {
-        accounts: changes.into_iter().collect(),
-        codes,
-    })
+    Ok(changes)
 }

@@ -12,9 +12,12 @@
 //!    many readers at once, so storage latency overlaps.
 //! 4. **Group phase**: workers take whole groups (largest first) and run each group's
 //!    transactions in order over the group's own writes — no versioned memory, no validation
-//!    traffic. Every read and write is recorded.
+//!    traffic. Every read and write is recorded. `KECCAK256` over a mapping slot the prediction
+//!    already hashed takes the prediction's hash (same result and gas, one hash fewer).
 //! 5. **Check**: a read of a location that another group wrote earlier in block order is a
-//!    misprediction. With none, the write sets are simply folded in order ([`diff`]).
+//!    misprediction. With none, the write sets are simply folded in order ([`diff`]); when every
+//!    access was predicted, the workers' own folds merge by address range on all threads
+//!    ([`fold`]).
 //! 6. **Repair** ([`mvmemory`], [`scheduler`]): otherwise all write sets seed Block-STM's
 //!    multi-version memory as executed first incarnations, and Block-STM's collaborative
 //!    scheduler validates from the first misprediction on, aborting and re-executing (with
@@ -236,7 +239,7 @@ fn state_err(e: ReadError) -> ExecError {
 
 /// A worker's fold, sorted by address.
 type SortedFold = (
-    Vec<(Address, fold::AccountFold)>,
+    Vec<(Address, Box<fold::AccountFold>)>,
     Vec<(alloy_primitives::B256, alloy_primitives::Bytes)>,
 );
 
@@ -334,6 +337,9 @@ impl ParallelExecutor {
                 let group = &partition.groups[g];
                 evm.ctx.journaled_state.database.source.local.clear();
                 for (pos, &i) in group.iter().enumerate() {
+                    let db = &mut evm.ctx.journaled_state.database;
+                    db.preimages.clear();
+                    db.preimages.extend_from_slice(&predictions[i].preimages);
                     let run = match execute(&mut evm, shared, &txs[i]) {
                         Ok(run) => run,
                         Err(e) => {
@@ -854,7 +860,7 @@ impl ParallelExecutor {
             if let Some(folds) = folds {
                 // Every transaction stayed inside its prediction: no group could see another.
                 merge_started = Some(Instant::now());
-                folded = Some(fold::into_diff(folds, &base)?);
+                folded = Some(fold::into_diff(folds, &base, self.config.threads)?);
                 runs
             } else {
                 // Some access escaped its prediction: check for real conflicts between groups.

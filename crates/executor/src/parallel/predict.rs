@@ -62,6 +62,8 @@ pub struct AccessPrediction {
     pub touches_coinbase: bool,
     /// Static analysis resolved every storage access of the call.
     pub complete: bool,
+    /// Mapping slots static analysis hashed (preimage, hash), handed to execution.
+    pub preimages: Vec<super::sali::Preimage>,
 }
 
 fn fingerprint(location: &Location) -> u64 {
@@ -139,6 +141,18 @@ fn hint_key(code_hash: B256, selector: [u8; 4], input: &[u8]) -> HintKey {
         arg[..end - 4].copy_from_slice(&input[4..end]);
     }
     (code_hash, selector, B256::from(arg))
+}
+
+/// Up to `k` distinct indices below `n`, spread over the whole range without a fixed stride: a
+/// stride can alias with a periodic block (every 20th transaction on the same few pools) and
+/// never learn the rest.
+fn sample_indices(n: usize, k: usize) -> impl Iterator<Item = usize> {
+    // Multiplying by a prime that does not divide `n` permutes 0..n.
+    let step = [7_919usize, 7_907, 7_901]
+        .into_iter()
+        .find(|p| !n.is_multiple_of(*p))
+        .unwrap_or(1);
+    (0..n.min(k)).map(move |j| (j * step) % n.max(1))
 }
 
 /// Most functions-with-argument remembered; when full, learning starts over.
@@ -308,6 +322,7 @@ impl Predictor {
         for l in accesses.writes {
             p.write(l);
         }
+        p.preimages = accesses.preimages;
         Ok(p.finish())
     }
 
@@ -321,10 +336,10 @@ impl Predictor {
         coinbase: Address,
     ) {
         const SAMPLE: usize = 512;
-        let stride = txs.len().div_ceil(SAMPLE).max(1);
         type Update = (u32, HashMap<Location, (u32, bool)>);
         let mut updates: HashMap<HintKey, Update> = HashMap::default();
-        for (tx, run) in txs.iter().zip(runs).step_by(stride) {
+        for i in sample_indices(txs.len().min(runs.len()), SAMPLE) {
+            let (tx, run) = (&txs[i], &runs[i]);
             let (Some(to), Some(sel)) = (tx.to(), selector(tx.input())) else {
                 continue;
             };

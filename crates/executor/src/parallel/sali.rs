@@ -150,7 +150,13 @@ pub struct Accesses {
     pub reads: Vec<Location>,
     /// Locations written.
     pub writes: Vec<Location>,
+    /// Mapping slots computed on the way, as (64-byte preimage, hash): execution reuses them
+    /// instead of hashing again.
+    pub preimages: Vec<Preimage>,
 }
+
+/// A 64-byte keccak input (`key . slot`, a Solidity mapping slot) and its hash.
+pub type Preimage = ([u8; 64], B256);
 
 /// Result of resolving templates for a transaction.
 #[derive(Debug, Clone)]
@@ -726,6 +732,7 @@ struct Eval<'a, 'b> {
     base: &'a BaseState<'b>,
     state: &'a mut BaseMemo,
     hashes: HashMemo,
+    preimages: Vec<Preimage>,
 }
 
 fn eval(e: &Expr, f: &Frame<'_>, ev: &mut Eval<'_, '_>, reads: &mut Vec<Location>) -> Option<U256> {
@@ -763,7 +770,13 @@ fn eval_memo(
                 buf[32 * i..32 * (i + 1)]
                     .copy_from_slice(&eval_memo(w, f, ev, reads)?.to_be_bytes::<32>());
             }
-            let v = U256::from_be_bytes(keccak256(&buf[..32 * words.len()]).0);
+            let hash = keccak256(&buf[..32 * words.len()]);
+            if words.len() == 2
+                && let Ok(preimage) = <[u8; 64]>::try_from(&buf[..64])
+            {
+                ev.preimages.push((preimage, hash));
+            }
+            let v = U256::from_be_bytes(hash.0);
             ev.hashes.0.push((key, v));
             v
         }
@@ -899,6 +912,7 @@ impl Analyzer {
             base,
             state: &mut cache.base,
             hashes: HashMemo::default(),
+            preimages: Vec::new(),
         };
         for (slot, is_write) in &template.slots {
             match eval_memo(slot, &storage_frame, &mut ev, &mut out.reads) {
@@ -913,11 +927,13 @@ impl Analyzer {
                 None => complete = false,
             }
         }
+        out.preimages.append(&mut ev.preimages);
         for call in &template.calls {
             let mut ev = Eval {
                 base,
                 state: &mut cache.base,
                 hashes: HashMemo::default(),
+                preimages: Vec::new(),
             };
             let target = eval(&call.target, &storage_frame, &mut ev, &mut out.reads)
                 .map(|v| Address::from_word(B256::from(v)));
@@ -941,6 +957,7 @@ impl Analyzer {
                 }
                 selector_known.then_some(buf)
             });
+            out.preimages.append(&mut ev.preimages);
             let (Some(target), Some(input)) = (target, input) else {
                 complete = false;
                 continue;
@@ -976,6 +993,7 @@ impl Analyzer {
             if let Some((accesses, done)) = cache.calls.get(&key) {
                 out.reads.extend_from_slice(&accesses.reads);
                 out.writes.extend_from_slice(&accesses.writes);
+                out.preimages.extend_from_slice(&accesses.preimages);
                 complete &= *done;
                 continue;
             }
@@ -995,6 +1013,7 @@ impl Analyzer {
             )?;
             out.reads.extend_from_slice(&nested.reads);
             out.writes.extend_from_slice(&nested.writes);
+            out.preimages.extend_from_slice(&nested.preimages);
             complete &= done;
             if cache.calls.len() < MAX_REMEMBERED_CALLS {
                 cache.calls.insert(key, (nested, done));

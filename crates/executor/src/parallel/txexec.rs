@@ -5,17 +5,21 @@ use alloy_consensus::Transaction as _;
 use alloy_primitives::{Address, B256, Bytes, KECCAK256_EMPTY, U256, map::HashMap};
 use parking_lot::RwLock;
 use pharos_evm::{
-    BlockContext, PharosEvm, TX_GAS_LIMIT_CAP, pharos_compliance as compliance,
+    BlockContext, PharosContext, PharosEvm, TX_GAS_LIMIT_CAP, pharos_compliance as compliance,
     revm::{
         Database,
         bytecode::Bytecode,
+        bytecode::opcode,
         context::{
             ContextTr, JournalTr,
             result::{EVMError, HaltReason, InvalidTransaction},
         },
         context_interface::ContextSetters,
         handler::{EthFrame, EvmTr, FrameTr, Handler},
-        interpreter::interpreter::EthInterpreter,
+        interpreter::{
+            Host, InstructionContext, InstructionExecResult, InstructionResult,
+            instructions::Instruction, interpreter::EthInterpreter, interpreter_types::MemoryTr,
+        },
         precompile::{PrecompileSpecId, Precompiles},
         primitives::{StorageKey, hardfork::SpecId},
         state::{AccountInfo, EvmState},
@@ -26,6 +30,7 @@ use pharos_primitives::{AccountState, RecoveredTx, TxEnvelope};
 
 use super::{
     base::BaseState,
+    sali::Preimage,
     types::{Location, Observed, Read, ReadKind, TxIdx, TxRun, TxWrites, Value, WriteOp},
 };
 use crate::{CodeCache, StateError, TxOutcome, TxResult, TxStatus, sequential::outcome_of};
@@ -122,6 +127,9 @@ pub struct TxDb<'a, S> {
     /// The worker's own copies of the code it runs: handing revm a clone of shared code would
     /// bump a reference count both cores write on every transaction.
     codes: HashMap<B256, Bytecode>,
+    /// Mapping slots the prediction of the transaction in progress already hashed: `KECCAK256`
+    /// over one of these 64-byte inputs takes the hash from here (same result, same gas).
+    pub preimages: Vec<Preimage>,
 }
 
 impl<'a, S: ReadSource> TxDb<'a, S> {
@@ -132,6 +140,7 @@ impl<'a, S: ReadSource> TxDb<'a, S> {
             shared,
             reads: Vec::with_capacity(64),
             codes: HashMap::default(),
+            preimages: Vec::new(),
         }
     }
 
@@ -221,11 +230,57 @@ pub type WorkerEvm<'a, S> = PharosEvm<TxDb<'a, S>>;
 
 /// Builds a worker's EVM over `source`.
 pub fn worker_evm<'a, S: ReadSource>(source: S, shared: &'a Shared<'a>) -> WorkerEvm<'a, S> {
-    pharos_evm::build_evm_with_cfg(
+    let mut evm = pharos_evm::build_evm_with_cfg(
         TxDb::new(source, shared),
         pharos_evm::cfg_env_with_spec(shared.chain_id, shared.spec),
         &shared.block,
-    )
+    );
+    evm.instruction.instruction_table_mut()[opcode::KECCAK256 as usize] =
+        Instruction::new(memo_keccak::<S>);
+    evm
+}
+
+/// `KECCAK256` that takes a 64-byte input's hash from the prediction when it has it (a mapping
+/// slot it resolved), and otherwise is revm's own instruction. Only inputs already inside the
+/// frame's memory are looked up, so memory growth and its gas stay revm's; the dynamic gas is
+/// charged exactly as revm does.
+fn memo_keccak<S: ReadSource>(
+    ic: InstructionContext<'_, PharosContext<TxDb<'_, S>>, EthInterpreter>,
+) -> InstructionExecResult {
+    let InstructionContext { interpreter, host } = ic;
+    let preimages = &host.journaled_state.database.preimages;
+    if !preimages.is_empty()
+        && let (Ok(offset), Ok(len)) = (interpreter.stack.peek(0), interpreter.stack.peek(1))
+        && len == U256::from(64)
+        && let Ok(offset) = usize::try_from(offset)
+        && offset
+            .checked_add(64)
+            .is_some_and(|end| end <= interpreter.memory.size())
+    {
+        let hit = {
+            let input = interpreter.memory.slice_len(offset, 64);
+            preimages
+                .iter()
+                .find(|(p, _)| p[..] == input[..])
+                .map(|(_, h)| *h)
+        };
+        if let Some(hash) = hit {
+            let cost = host.gas_params().keccak256_cost(64);
+            if !interpreter.gas.record_regular_cost(cost) {
+                return Err(InstructionResult::OutOfGas);
+            }
+            // Pops the offset and replaces the length with the hash, as revm does.
+            interpreter.stack.pop()?;
+            if let Some(top) = interpreter.stack.top() {
+                *top = hash.into();
+            }
+            return Ok(());
+        }
+    }
+    pharos_evm::revm::interpreter::instructions::system::keccak256(InstructionContext {
+        interpreter,
+        host,
+    })
 }
 
 /// Priority fee per gas paid to the beneficiary.
