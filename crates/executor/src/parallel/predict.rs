@@ -31,7 +31,13 @@ pub struct PredictCache {
     /// Templates, remembered calls and pre-state reads.
     pub templates: TemplateCache,
     hints: HashMap<HintKey, Option<ActiveHint>>,
+    /// Whether a function has any usable hint (most calls to a function without one — a token's
+    /// `transfer` to ever new recipients — then skip the per-argument lookup).
+    functions: HashMap<FunctionKey, bool>,
 }
+
+/// A function of a contract: (code hash, selector).
+type FunctionKey = (B256, [u8; 4]);
 use crate::StateError;
 
 /// Predicted to be read.
@@ -193,6 +199,8 @@ const HINT_CAPACITY: usize = 64;
 pub struct Predictor {
     analyzer: Analyzer,
     hints: RwLock<HashMap<HintKey, Hint>>,
+    /// Functions with at least one usable hint.
+    hinted: RwLock<alloy_primitives::map::HashSet<FunctionKey>>,
 }
 
 fn selector(input: &[u8]) -> Option<[u8; 4]> {
@@ -279,14 +287,27 @@ impl Predictor {
         };
         // A learned hint, when this function with this first argument recurred often enough,
         // stands in for static analysis.
-        let key = hint_key(code_hash, sel, tx.input());
-        let hint = cache.hints.entry(key).or_insert_with(|| {
-            self.hints
-                .read()
-                .get(&key)
-                .and_then(|h| h.active.as_ref())
-                .map(|a| std::sync::Arc::new((**a).clone()))
-        });
+        let function = (code_hash, sel);
+        let hinted = *cache
+            .functions
+            .entry(function)
+            .or_insert_with(|| self.hinted.read().contains(&function));
+        let hint = if hinted {
+            let key = hint_key(code_hash, sel, tx.input());
+            cache
+                .hints
+                .entry(key)
+                .or_insert_with(|| {
+                    self.hints
+                        .read()
+                        .get(&key)
+                        .and_then(|h| h.active.as_ref())
+                        .map(|a| std::sync::Arc::new((**a).clone()))
+                })
+                .clone()
+        } else {
+            None
+        };
         if let Some(active) = hint {
             for (l, written) in active.iter() {
                 if *written {
@@ -386,8 +407,10 @@ impl Predictor {
             return;
         }
         let mut hints = self.hints.write();
+        let mut hinted = self.hinted.write();
         if hints.len() + updates.len() > MAX_HINTS {
             hints.clear();
+            hinted.clear();
         }
         for (key, touched) in updates {
             let hint = hints.entry(key).or_default();
@@ -406,6 +429,40 @@ impl Predictor {
                 hint.seen = all.into_iter().collect();
             }
             hint.refresh();
+            if hint.active.is_some() {
+                hinted.insert((key.0, key.1));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_indices;
+
+    #[test]
+    fn learning_sample_is_distinct_in_range_and_not_strided() {
+        for n in [
+            0usize,
+            1,
+            7,
+            512,
+            513,
+            10_000,
+            7_919,
+            7_919 * 7_907,
+            20 * 7_919,
+        ] {
+            let picked: Vec<usize> = sample_indices(n, 512).collect();
+            assert_eq!(picked.len(), n.min(512), "n = {n}");
+            assert!(picked.iter().all(|i| *i < n.max(1)), "n = {n}");
+            let distinct: std::collections::HashSet<_> = picked.iter().collect();
+            assert_eq!(distinct.len(), picked.len(), "n = {n}: duplicates");
+        }
+        // Every residue modulo 20 is sampled in a 10,000-transaction block (a stride of 20
+        // picked one residue only).
+        let residues: std::collections::HashSet<usize> =
+            sample_indices(10_000, 512).map(|i| i % 20).collect();
+        assert_eq!(residues.len(), 20);
     }
 }
