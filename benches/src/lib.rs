@@ -42,6 +42,14 @@ pub fn retain_freed_memory() {
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
 }
 
+/// The first transaction of `out` that did not succeed, with its index.
+fn first_failure(out: &BlockOutput) -> Option<(usize, &pharos_executor::TxResult)> {
+    out.results
+        .iter()
+        .enumerate()
+        .find(|(_, r)| !r.outcome().is_some_and(|o| o.success()))
+}
+
 /// The workloads of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Workload {
@@ -219,12 +227,7 @@ pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
     let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()));
     for (n, setup) in u.setup.iter().enumerate() {
         let out = seq.execute(&block(n as u64 + 1), &arc(setup.clone()), &state)?;
-        if let Some((i, r)) = out
-            .results
-            .iter()
-            .enumerate()
-            .find(|(_, r)| !r.outcome().is_some_and(|o| o.success()))
-        {
+        if let Some((i, r)) = first_failure(&out) {
             return Err(BenchError::Scenario(format!(
                 "setup block {n} tx {i} failed: {r:?}"
             )));
@@ -254,12 +257,7 @@ pub fn prepare(workload: Workload, txs: usize) -> Result<Prepared, BenchError> {
     let out = seq.execute(&block(10), &warmup, &state)?;
     // A workload measures the transactions it means: every one of them must succeed (an
     // out-of-gas block would time the wrong thing).
-    if let Some((i, r)) = out
-        .results
-        .iter()
-        .enumerate()
-        .find(|(_, r)| !r.outcome().is_some_and(|o| o.success()))
-    {
+    if let Some((i, r)) = first_failure(&out) {
         return Err(BenchError::Scenario(format!(
             "{workload}: warm-up transaction {i} did not succeed: {r:?}"
         )));

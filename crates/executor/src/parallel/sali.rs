@@ -771,9 +771,9 @@ fn eval_memo(
                     .copy_from_slice(&eval_memo(w, f, ev, reads)?.to_be_bytes::<32>());
             }
             let hash = keccak256(&buf[..32 * words.len()]);
-            if words.len() == 2
-                && let Ok(preimage) = <[u8; 64]>::try_from(&buf[..64])
-            {
+            if words.len() == 2 {
+                let mut preimage = [0u8; 64];
+                preimage.copy_from_slice(&buf[..64]);
                 ev.preimages.push((preimage, hash));
             }
             let v = U256::from_be_bytes(hash.0);
