@@ -50,16 +50,32 @@ pub struct AccountFold {
     group: usize,
     group_delta: U256,
     wiped: bool,
-    storage: BTreeMap<U256, U256>,
-    /// The pre-block account, read on the worker for accounts it did not replace.
-    base: Option<Option<AccountState>>,
+    /// Slot writes, the latest per slot (a hash map: an ordered map's insertions cost several
+    /// times more); sorted by [`WorkerFold::into_sorted`].
+    storage: HashMap<U256, U256>,
+}
+
+/// One account's writes from one worker, final: what the merge needs, stored inline so merging
+/// streams through memory instead of chasing pointers.
+#[derive(Debug)]
+pub struct AccountSummary {
+    /// The account.
+    pub address: Address,
+    /// The worker's replacement of the account (when `replaced`), else the pre-block account.
+    value: Option<AccountState>,
+    replaced: bool,
+    wiped: bool,
+    /// Additions `value` does not include yet.
+    add: U256,
+    /// Slot writes, sorted by slot, one per slot.
+    storage: Vec<(U256, U256)>,
 }
 
 /// A worker's fold, sorted by address, with the code it deployed.
 pub type SortedFold = (FoldList, Vec<(B256, Bytes)>);
 
-/// Accounts' folds sorted by address.
-pub type FoldList = Vec<(Address, Box<AccountFold>)>;
+/// Accounts' summaries sorted by address.
+pub type FoldList = Vec<AccountSummary>;
 
 /// A worker's fold of the groups it ran.
 #[derive(Debug, Default)]
@@ -133,31 +149,44 @@ impl WorkerFold {
         Ok(())
     }
 
-    /// The fold's accounts sorted by address, with the pre-block state of those it did not
-    /// replace (done on the worker's thread).
+    /// The fold's accounts sorted by address, summarized, with the pre-block state of those it
+    /// did not replace (done on the worker's thread, where the folds are in cache and were
+    /// allocated).
     pub fn into_sorted(self, base: &BaseState<'_>) -> Result<SortedFold, StateError> {
         let mut accounts = self.slab;
         accounts.sort_unstable_by_key(|(a, _)| *a);
-        for (a, f) in &mut accounts {
-            if f.set.is_none() {
-                f.base = Some(base.account(*a)?);
-            }
+        let mut list = Vec::with_capacity(accounts.len());
+        for (address, f) in accounts {
+            let f = *f;
+            let mut storage: Vec<(U256, U256)> = f.storage.into_iter().collect();
+            storage.sort_unstable_by_key(|(slot, _)| *slot);
+            let (value, replaced, add) = match f.set {
+                Some(v) => (v, true, f.delta.saturating_sub(f.included)),
+                None => (base.account(address)?, false, f.delta),
+            };
+            list.push(AccountSummary {
+                address,
+                value,
+                replaced,
+                wiped: f.wiped,
+                add,
+                storage,
+            });
         }
-        Ok((accounts, self.codes))
+        Ok((list, self.codes))
     }
 }
 
-fn combine(mut a: Box<AccountFold>, b: Box<AccountFold>) -> Box<AccountFold> {
-    let b = *b;
-    if b.set.is_some() {
-        a.set = b.set;
-        a.included = b.included;
+/// Two workers' summaries of one account. At most one of them replaced it (no two groups write
+/// one account's info); every addition the replacement does not include counts.
+fn combine(mut a: AccountSummary, b: AccountSummary) -> AccountSummary {
+    if b.replaced {
+        a.value = b.value;
+        a.replaced = true;
     }
-    if a.base.is_none() {
-        a.base = b.base;
-    }
-    a.delta = a.delta.saturating_add(b.delta);
+    a.add = a.add.saturating_add(b.add);
     a.wiped |= b.wiped;
+    // No two groups write one slot: the workers' slot sets are disjoint.
     let mut storage = b.storage;
     a.storage.append(&mut storage);
     a
@@ -165,11 +194,7 @@ fn combine(mut a: Box<AccountFold>, b: Box<AccountFold>) -> Box<AccountFold> {
 
 /// Combines the workers' folds into the block's diff, merging disjoint address ranges on
 /// `threads` threads.
-pub fn into_diff(
-    folds: Vec<SortedFold>,
-    base: &BaseState<'_>,
-    threads: usize,
-) -> Result<StateDiff, StateError> {
+pub fn into_diff(folds: Vec<SortedFold>, threads: usize) -> Result<StateDiff, StateError> {
     let mut codes = BTreeMap::new();
     let mut lists: Vec<FoldList> = Vec::with_capacity(folds.len());
     for (accounts, c) in folds {
@@ -182,44 +207,42 @@ pub fn into_diff(
     let mut bounds: Vec<Address> = Vec::new();
     if let Some(longest) = lists.iter().max_by_key(|l| l.len()) {
         for k in 1..ranges {
-            if let Some((a, _)) = longest.get(longest.len() * k / ranges)
-                && bounds.last() != Some(a)
+            if let Some(a) = longest.get(longest.len() * k / ranges).map(|f| f.address)
+                && bounds.last() != Some(&a)
             {
-                bounds.push(*a);
+                bounds.push(a);
             }
         }
     }
-    // Each range's part of every list (elements are an address and a pointer: cheap to move).
+    // Each range's part of every list.
     let mut parts: Vec<Vec<FoldList>> = (0..=bounds.len()).map(|_| Vec::new()).collect();
     for mut list in lists {
         for (k, bound) in bounds.iter().enumerate().rev() {
-            let at = list.partition_point(|(a, _)| a < bound);
+            let at = list.partition_point(|f| f.address < *bound);
             parts[k + 1].push(list.split_off(at));
         }
         parts[0].push(list);
     }
-    let merged: Vec<Result<Vec<(Address, AccountChange)>, StateError>> = if parts.len() == 1 {
-        parts.into_iter().map(|p| merge_range(p, base)).collect()
+    let merged: Vec<Vec<(Address, AccountChange)>> = if parts.len() == 1 {
+        parts.into_iter().map(merge_range).collect()
     } else {
         std::thread::scope(|scope| {
             let mut parts = parts.into_iter();
             let first = parts.next();
-            let handles: Vec<_> = parts
-                .map(|p| scope.spawn(move || merge_range(p, base)))
-                .collect();
-            let mut out = vec![first.map_or_else(|| Ok(Vec::new()), |p| merge_range(p, base))];
+            let handles: Vec<_> = parts.map(|p| scope.spawn(move || merge_range(p))).collect();
+            let mut out = vec![first.map(merge_range).unwrap_or_default()];
             for h in handles {
                 out.push(
                     h.join()
-                        .unwrap_or_else(|_| Err(StateError("merging thread panicked".into()))),
+                        .map_err(|_| StateError("merging thread panicked".into()))?,
                 );
             }
-            out
-        })
+            Ok::<_, StateError>(out)
+        })?
     };
     let mut changes = Vec::with_capacity(total);
     for part in merged {
-        changes.extend(part?);
+        changes.extend(part);
     }
     Ok(StateDiff {
         // Ranges in order, each sorted: the map is built from sorted input.
@@ -229,10 +252,7 @@ pub fn into_diff(
 }
 
 /// Merges one address range of every worker's fold into account changes, in address order.
-fn merge_range(
-    lists: Vec<FoldList>,
-    base: &BaseState<'_>,
-) -> Result<Vec<(Address, AccountChange)>, StateError> {
+fn merge_range(lists: Vec<FoldList>) -> Vec<(Address, AccountChange)> {
     let mut changes = Vec::with_capacity(lists.iter().map(Vec::len).sum());
     let mut lists: Vec<_> = lists
         .into_iter()
@@ -241,40 +261,29 @@ fn merge_range(
     // Repeatedly take the smallest address at the head of any list.
     while let Some(next) = lists
         .iter_mut()
-        .filter_map(|l| l.peek().map(|(a, _)| *a))
+        .filter_map(|l| l.peek().map(|f| f.address))
         .min()
     {
-        let mut fold: Option<Box<AccountFold>> = None;
+        let mut merged: Option<AccountSummary> = None;
         for l in &mut lists {
-            if l.peek().is_some_and(|(a, _)| *a == next)
-                && let Some((_, f)) = l.next()
+            if l.peek().is_some_and(|f| f.address == next)
+                && let Some(f) = l.next()
             {
-                fold = Some(match fold {
+                merged = Some(match merged {
                     None => f,
                     Some(acc) => combine(acc, f),
                 });
             }
         }
-        let Some(f) = fold else { break };
-        let f = *f;
-        let info = match f.set {
-            Some(v) => add_balance(v, f.delta.saturating_sub(f.included)),
-            None => {
-                let pre = match f.base {
-                    Some(pre) => pre,
-                    None => base.account(next)?,
-                };
-                add_balance(pre, f.delta)
-            }
-        };
+        let Some(f) = merged else { break };
         changes.push((
             next,
             AccountChange {
-                info,
+                info: add_balance(f.value, f.add),
                 storage_wiped: f.wiped,
-                storage: f.storage,
+                storage: f.storage.into_iter().collect(),
             },
         ));
     }
-    Ok(changes)
+    changes
 }

@@ -45,7 +45,8 @@ pub struct Partition {
     pub groups: Vec<Vec<TxIdx>>,
     /// Group of each transaction.
     pub group_of: Vec<usize>,
-    /// For each transaction, the nearest earlier one predicted to write what it touches.
+    /// For each transaction, the nearest earlier one predicted to write what it touches (only
+    /// from [`partition_with_dependencies`]; empty otherwise).
     pub depends_on: Vec<Option<TxIdx>>,
 }
 
@@ -91,12 +92,31 @@ type FingerprintMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdentityH
 
 /// Joins transactions whose predicted accesses conflict: one writes a location the other reads
 /// or writes. Balance additions conflict with reads and writes of the account, not with each
-/// other.
+/// other. Leaves [`Partition::depends_on`] empty (see [`partition_with_dependencies`]).
 pub fn partition(predictions: &[AccessPrediction]) -> Partition {
+    build(predictions, false)
+}
+
+/// [`partition`], with each transaction's nearest predicted earlier writer (Block-STM's hints).
+pub fn partition_with_dependencies(predictions: &[AccessPrediction]) -> Partition {
+    build(predictions, true)
+}
+
+fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
     let n = predictions.len();
     let mut uf = UnionFind::new(n);
+    // One entry per written location at most: sized once, never rehashed.
+    let written: usize = predictions
+        .iter()
+        .map(|p| {
+            p.entries
+                .iter()
+                .filter(|e| e.flags & (WRITE | ADD) != 0)
+                .count()
+        })
+        .sum();
     let mut touchers: FingerprintMap<Touchers> =
-        HashMap::with_capacity_and_hasher(n * 2, Default::default());
+        HashMap::with_capacity_and_hasher(written, Default::default());
     let mut depends_on = vec![None; n];
 
     for (i, p) in predictions.iter().enumerate() {
@@ -130,6 +150,26 @@ pub fn partition(predictions: &[AccessPrediction]) -> Partition {
             }
         }
         let mut nearest: Option<TxIdx> = depends_on[i];
+        if !dependencies {
+            for e in &p.entries {
+                if e.flags & (READ | WRITE) != 0 {
+                    if let Some(t) = touchers.get(&e.key) {
+                        if t.first_writer != usize::MAX {
+                            uf.union(t.first_writer, i);
+                        }
+                        if t.first_adder != usize::MAX {
+                            uf.union(t.first_adder, i);
+                        }
+                    }
+                } else if e.flags & ADD != 0
+                    && let Some(t) = touchers.get(&e.key)
+                    && t.first_writer != usize::MAX
+                {
+                    uf.union(t.first_writer, i);
+                }
+            }
+            continue;
+        }
         for e in &p.entries {
             let Some(t) = touchers.get_mut(&e.key) else {
                 continue;
@@ -173,6 +213,9 @@ pub fn partition(predictions: &[AccessPrediction]) -> Partition {
         groups[idx].push(i);
         *g = idx;
     }
+    if !dependencies {
+        depends_on = Vec::new();
+    }
     Partition {
         groups,
         group_of,
@@ -206,7 +249,7 @@ mod tests {
         let b = Location::Account(Address::repeat_byte(2));
         let hot = Address::repeat_byte(9);
         let slot = Location::Storage(Address::repeat_byte(3), U256::from(1));
-        let part = partition(&[
+        let part = partition_with_dependencies(&[
             p(&[], &[a], &[hot]),  // 0: a sends to hot
             p(&[], &[b], &[hot]),  // 1: b sends to hot: commutes with 0
             p(&[slot], &[a], &[]), // 2: a again: joins 0
@@ -219,5 +262,40 @@ mod tests {
         assert_ne!(part.group_of[3], part.group_of[0]);
         assert_eq!(part.depends_on[2], Some(0));
         assert_eq!(part.depends_on[3], None);
+    }
+
+    #[test]
+    fn groups_do_not_depend_on_computing_dependencies() {
+        // Random predictions over a few hot locations: both entry points group alike.
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let location = |r: u64| match r % 3 {
+            0 => Location::Account(Address::with_last_byte((r % 7) as u8)),
+            _ => Location::Storage(Address::with_last_byte(1), U256::from(r % 11)),
+        };
+        for _ in 0..50 {
+            let predictions: Vec<AccessPrediction> = (0..40)
+                .map(|_| {
+                    let n = next() % 4;
+                    let reads: Vec<Location> = (0..n).map(|_| location(next())).collect();
+                    let writes: Vec<Location> = (0..next() % 2).map(|_| location(next())).collect();
+                    let adds: Vec<Address> = (0..next() % 2)
+                        .map(|_| Address::with_last_byte((next() % 7) as u8))
+                        .collect();
+                    p(&reads, &writes, &adds)
+                })
+                .collect();
+            let plain = partition(&predictions);
+            let full = partition_with_dependencies(&predictions);
+            assert_eq!(plain.groups, full.groups);
+            assert_eq!(plain.group_of, full.group_of);
+            assert!(plain.depends_on.is_empty());
+            assert_eq!(full.depends_on.len(), predictions.len());
+        }
     }
 }

@@ -206,6 +206,15 @@ impl ReadSource for MvSource<'_> {
     }
 }
 
+/// Counts one arrival when dropped (also while unwinding).
+struct Arrival<'a>(&'a AtomicUsize);
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// Runs `f` on `threads` threads (the caller's included) and collects their results.
 fn on_threads<T: Send>(threads: usize, f: impl Fn() -> T + Sync) -> Vec<T> {
     if threads <= 1 {
@@ -238,10 +247,7 @@ fn state_err(e: ReadError) -> ExecError {
 }
 
 /// A worker's fold, sorted by address.
-type SortedFold = (
-    Vec<(Address, Box<fold::AccountFold>)>,
-    Vec<(alloy_primitives::B256, alloy_primitives::Bytes)>,
-);
+type SortedFold = fold::SortedFold;
 
 /// Transactions predicted first in auto mode, to decide whether the block can run in parallel.
 const PREDICTION_SAMPLE: usize = 512;
@@ -321,7 +327,17 @@ impl ParallelExecutor {
         let failed = AtomicBool::new(false);
         let escaped = AtomicBool::new(false);
         let coinbase = shared.block.beneficiary;
-        let per_worker = on_threads(self.config.threads, || {
+        // What must outlive the group phase of a run that stayed inside its prediction: its
+        // result, and the reads and writes of learning's sample (or of all, to measure accuracy).
+        let mut keep = vec![self.config.measure_accuracy; txs.len()];
+        for i in predict::learning_sample(txs.len()) {
+            keep[i] = true;
+        }
+        let workers = self.config.threads.max(1);
+        let ran = AtomicUsize::new(0);
+        let per_worker = on_threads(workers, || {
+            // Counts this worker as done running even if it unwinds (no one waits forever).
+            let done = Arrival(&ran);
             let mut evm = worker_evm(
                 GroupSource {
                     base: shared.base,
@@ -331,7 +347,8 @@ impl ParallelExecutor {
             );
             let mut out: Vec<(TxIdx, TxRun)> = Vec::new();
             let mut fold = fold::WorkerFold::default();
-            while !failed.load(Ordering::Relaxed) {
+            let mut error = None;
+            'groups: while !failed.load(Ordering::Relaxed) {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&g) = order.get(k) else { break };
                 let group = &partition.groups[g];
@@ -343,20 +360,23 @@ impl ParallelExecutor {
                     let run = match execute(&mut evm, shared, &txs[i]) {
                         Ok(run) => run,
                         Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            return Err(state_err(e));
+                            error = Some(state_err(e));
+                            break 'groups;
                         }
                     };
                     // Later transactions of the group read these writes.
                     if pos + 1 < group.len()
                         && let Err(e) = evm.ctx.journaled_state.database.source.apply(&run.writes)
                     {
-                        failed.store(true, Ordering::Relaxed);
-                        return Err(ExecError::State(e));
+                        error = Some(ExecError::State(e));
+                        break 'groups;
                     }
                     if !escaped.load(Ordering::Relaxed) {
                         if fold::contained(&predictions[i], &run, coinbase) {
-                            fold.add(g, &run.writes).map_err(ExecError::State)?;
+                            if let Err(e) = fold.add(g, &run.writes) {
+                                error = Some(ExecError::State(e));
+                                break 'groups;
+                            }
                         } else {
                             escaped.store(true, Ordering::Relaxed);
                         }
@@ -364,12 +384,30 @@ impl ParallelExecutor {
                     out.push((i, run));
                 }
             }
-            let sorted = if escaped.load(Ordering::Relaxed) {
-                None
-            } else {
-                Some(fold.into_sorted(shared.base).map_err(ExecError::State)?)
-            };
-            Ok((out, sorted))
+            if error.is_some() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            // Whether any transaction escaped is only final once every worker has run.
+            drop(done);
+            while ran.load(Ordering::Acquire) < workers {
+                std::thread::yield_now();
+            }
+            if let Some(e) = error {
+                return Err(e);
+            }
+            if escaped.load(Ordering::Relaxed) {
+                return Ok((out, None));
+            }
+            let sorted = fold.into_sorted(shared.base).map_err(ExecError::State)?;
+            // The folds carry the writes now: free what nobody reads again here, on the
+            // thread that allocated it.
+            for (i, run) in &mut out {
+                if !keep[*i] {
+                    run.reads = Vec::new();
+                    run.writes = TxWrites::default();
+                }
+            }
+            Ok((out, Some(sorted)))
         });
         let mut runs: Vec<Option<TxRun>> = (0..txs.len()).map(|_| None).collect();
         let mut folds = Vec::with_capacity(per_worker.len());
@@ -808,7 +846,11 @@ impl ParallelExecutor {
             &mut prepared,
             &mut stats,
         )?);
-        let partition = groups::partition(&predictions);
+        let partition = if self.config.strategy == Strategy::BlockStm {
+            groups::partition_with_dependencies(&predictions)
+        } else {
+            groups::partition(&predictions)
+        };
 
         stats.predict_us = micros(t);
         stats.groups = partition.groups.len();
@@ -860,7 +902,7 @@ impl ParallelExecutor {
             if let Some(folds) = folds {
                 // Every transaction stayed inside its prediction: no group could see another.
                 merge_started = Some(Instant::now());
-                folded = Some(fold::into_diff(folds, &base, self.config.threads)?);
+                folded = Some(fold::into_diff(folds, self.config.threads)?);
                 runs
             } else {
                 // Some access escaped its prediction: check for real conflicts between groups.

@@ -161,6 +161,15 @@ fn sample_indices(n: usize, k: usize) -> impl Iterator<Item = usize> {
     (0..n.min(k)).map(move |j| (j * step) % n.max(1))
 }
 
+/// Transactions of a block that learning looks at.
+const LEARN_SAMPLE: usize = 512;
+
+/// The indices of a block of `n` transactions that [`Predictor::learn`] looks at (their reads
+/// and writes must be kept until then).
+pub fn learning_sample(n: usize) -> impl Iterator<Item = usize> {
+    sample_indices(n, LEARN_SAMPLE)
+}
+
 /// Most functions-with-argument remembered; when full, learning starts over.
 const MAX_HINTS: usize = 1 << 16;
 
@@ -356,10 +365,9 @@ impl Predictor {
         base: &BaseState<'_>,
         coinbase: Address,
     ) {
-        const SAMPLE: usize = 512;
         type Update = (u32, HashMap<Location, (u32, bool)>);
         let mut updates: HashMap<HintKey, Update> = HashMap::default();
-        for i in sample_indices(txs.len().min(runs.len()), SAMPLE) {
+        for i in learning_sample(txs.len().min(runs.len())) {
             let (tx, run) = (&txs[i], &runs[i]);
             let (Some(to), Some(sel)) = (tx.to(), selector(tx.input())) else {
                 continue;
