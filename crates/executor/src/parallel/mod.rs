@@ -249,8 +249,12 @@ fn state_err(e: ReadError) -> ExecError {
 /// A worker's fold, sorted by address.
 type SortedFold = fold::SortedFold;
 
-/// Transactions predicted first in auto mode, to decide whether the block can run in parallel.
-const PREDICTION_SAMPLE: usize = 512;
+/// Transactions predicted first in auto mode, to decide whether the block can run in parallel:
+/// a small sample that settles a chain at once, then a larger one when the small one is unclear.
+const PREDICTION_SAMPLES: [usize; 2] = [128, 512];
+
+/// A sample whose largest group holds at least this share (in percent) of its gas is one chain.
+const CHAIN_SHARE: u64 = 90;
 
 impl ParallelExecutor {
     /// Predictions for `txs[range]`, on up to `threads` threads.
@@ -534,6 +538,20 @@ impl ParallelExecutor {
     }
 }
 
+/// The share (percent) of `weights`' total that the partition's largest group holds.
+fn largest_share(partition: &Partition, weights: &[u64]) -> u64 {
+    let total: u64 = weights.iter().sum();
+    let largest = partition
+        .groups
+        .iter()
+        .map(|g| g.iter().map(|i| weights[*i]).sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    (largest.saturating_mul(100))
+        .checked_div(total)
+        .unwrap_or(0)
+}
+
 /// Who wrote a location, in block order, reduced to what the misprediction check needs: the
 /// first writer and its group, and the first writer from any other group.
 #[derive(Clone, Copy)]
@@ -803,6 +821,9 @@ impl ParallelExecutor {
         // Against slow storage, prediction itself waits on reads: fetch what every transaction
         // obviously touches first, and predict with as many threads as preloading uses.
         let slow_view = self.probe_and_fetch_obvious(&base, txs, &mut stats.preload_us)?;
+        // The sequential fallback reads what preloading cached from a slow view, and a fast view
+        // directly (without the cache's indirection).
+        let fallback_view: &dyn StateView = if slow_view { &base } else { state };
         let predict_threads = if slow_view {
             self.config.preload_threads.max(self.config.threads)
         } else {
@@ -814,27 +835,47 @@ impl ParallelExecutor {
             sali::SHALLOW_CALL_DEPTH
         };
         let t = Instant::now();
-        // In auto mode a sample decides first: a block that is one dependent chain goes
+        // In auto mode samples decide first: a block that is one dependent chain goes
         // sequential before paying for the rest of the prediction.
-        let sample = if auto { n.min(PREDICTION_SAMPLE) } else { 0 };
-        let mut predictions = self.predict_or_reuse(
-            txs,
-            0..sample,
-            block,
-            &base,
-            if slow_view { predict_threads } else { 1 },
-            depth,
-            &mut prepared,
-            &mut stats,
-        )?;
-        if sample > 0 && sample < n && !worth_it(&groups::partition(&predictions), 0..sample) {
-            let predict_us = micros(t);
-            let preload_us = stats.preload_us;
-            let mut out = self.sequential(block, txs, &base, "sequential (sampled dependent)")?;
-            out.stats.predict_us = predict_us;
-            out.stats.preload_us = preload_us;
-            out.stats.prepared_hits = stats.prepared_hits;
-            return Ok(out);
+        let mut predictions = Vec::new();
+        let mut sample = 0;
+        let stages = if auto { &PREDICTION_SAMPLES[..] } else { &[] };
+        for (stage, &size) in stages.iter().enumerate() {
+            let end = n.min(size);
+            if end >= n {
+                break;
+            }
+            predictions.extend(self.predict_or_reuse(
+                txs,
+                sample..end,
+                block,
+                &base,
+                if slow_view { predict_threads } else { 1 },
+                depth,
+                &mut prepared,
+                &mut stats,
+            )?);
+            sample = end;
+            let partition = groups::partition(&predictions);
+            let last = stage + 1 == stages.len();
+            let dependent = if last {
+                !worth_it(&partition, 0..end)
+            } else {
+                largest_share(&partition, &weights[..end]) >= CHAIN_SHARE
+            };
+            if dependent {
+                let predict_us = micros(t);
+                let preload_us = stats.preload_us;
+                let mut out =
+                    self.sequential(block, txs, fallback_view, "sequential (sampled dependent)")?;
+                out.stats.predict_us = predict_us;
+                out.stats.preload_us = preload_us;
+                out.stats.prepared_hits = stats.prepared_hits;
+                return Ok(out);
+            }
+            if worth_it(&partition, 0..end) {
+                break;
+            }
         }
         predictions.extend(self.predict_or_reuse(
             txs,
@@ -856,7 +897,12 @@ impl ParallelExecutor {
         stats.groups = partition.groups.len();
         stats.largest_group = partition.groups.iter().map(Vec::len).max().unwrap_or(0);
         if auto && !worth_it(&partition, 0..n) {
-            let mut out = self.sequential(block, txs, &base, "sequential (predicted dependent)")?;
+            let mut out = self.sequential(
+                block,
+                txs,
+                fallback_view,
+                "sequential (predicted dependent)",
+            )?;
             out.stats.predict_us = stats.predict_us;
             out.stats.preload_us = stats.preload_us;
             out.stats.groups = stats.groups;
