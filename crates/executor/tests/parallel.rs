@@ -774,6 +774,39 @@ fn mispredicted_cross_group_access_is_repaired() {
     }
 }
 
+/// Learning keeps hints only where static analysis falls short: ERC-20 transfers (every access
+/// resolved statically) file none, swaps through the router (calls followed one level, the
+/// rest learned) do.
+#[test]
+fn hints_are_learned_only_where_analysis_falls_short() {
+    let world = world();
+    let mut u = world.universe.clone();
+    let mut config = ParallelConfig::with_threads(2);
+    config.strategy = ExecStrategy::Groups;
+    let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+    let transfers: Vec<Arc<RecoveredTx>> =
+        u.erc20_transfers(600).into_iter().map(Arc::new).collect();
+    let ctx = block(13, Address::repeat_byte(0xcb));
+    let out = exec
+        .execute(&ctx, &transfers, &world.pre)
+        .expect("parallel");
+    assert_eq!(out.stats.strategy, "groups", "{:?}", out.stats);
+    assert_eq!(
+        exec.predictor().hints_held(),
+        0,
+        "ERC-20 transfers filed hints"
+    );
+    if u.pairs.is_empty() {
+        return;
+    }
+    let mut state = world.pre.clone();
+    state.apply(&out.diff);
+    let swaps: Vec<Arc<RecoveredTx>> = u.swaps(600, 0).into_iter().map(Arc::new).collect();
+    exec.execute(&block(14, Address::repeat_byte(0xcb)), &swaps, &state)
+        .expect("parallel");
+    assert!(exec.predictor().hints_held() > 0, "swaps filed no hints");
+}
+
 /// A view that answers like a disk: the executor then preloads with many readers, predicts with
 /// many threads and follows calls deeper. Results must not change.
 struct SlowView<'a>(&'a MemoryState);

@@ -140,6 +140,11 @@ impl ParallelExecutor {
         &self.config
     }
 
+    /// Its access predictor (learned hints, analysis cache).
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
     fn sequential(
         &self,
         block: &BlockContext,
@@ -1021,7 +1026,8 @@ impl ParallelExecutor {
             stats.actual_locations = a;
             stats.predicted_hits = h;
         }
-        self.predictor.learn(txs, &runs, base, block.beneficiary);
+        self.predictor
+            .learn(txs, &runs, predictions, base, block.beneficiary);
         let mut gas_used = 0;
         let results: Vec<TxResult> = runs
             .into_iter()

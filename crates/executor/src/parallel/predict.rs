@@ -231,6 +231,11 @@ impl Predictor {
         &self.analyzer
     }
 
+    /// Hints held: (code hash, selector, first argument) keys learned from executions.
+    pub fn hints_held(&self) -> usize {
+        self.hints.read().len()
+    }
+
     /// Predicts what `tx` touches in `block` on top of `base`.
     pub fn predict(
         &self,
@@ -358,10 +363,15 @@ impl Predictor {
 
     /// Learns from executed transactions: which locations each called function touched. Looks
     /// at a bounded sample of the block.
+    ///
+    /// A transaction whose prediction static analysis completed and whose execution stayed
+    /// inside it teaches nothing: it is skipped (an ERC-20 `transfer` to ever new recipients
+    /// would otherwise file a hint per recipient that never recurs).
     pub fn learn(
         &self,
         txs: &[std::sync::Arc<RecoveredTx>],
         runs: &[TxRun],
+        predictions: &[AccessPrediction],
         base: &BaseState<'_>,
         coinbase: Address,
     ) {
@@ -369,6 +379,12 @@ impl Predictor {
         let mut updates: HashMap<HintKey, Update> = HashMap::default();
         for i in learning_sample(txs.len().min(runs.len())) {
             let (tx, run) = (&txs[i], &runs[i]);
+            if predictions
+                .get(i)
+                .is_some_and(|p| p.complete && super::fold::contained(p, run, coinbase))
+            {
+                continue;
+            }
             let (Some(to), Some(sel)) = (tx.to(), selector(tx.input())) else {
                 continue;
             };
