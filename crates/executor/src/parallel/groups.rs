@@ -50,24 +50,32 @@ pub struct Partition {
     pub depends_on: Vec<Option<TxIdx>>,
 }
 
-/// Per location: who touches it, for the partition.
+/// Per location: who touches it, for the partition. Transaction indices as `u32` (a block's
+/// transactions each take at least 21,000 gas): the map stays small enough for the cache.
 #[derive(Clone, Copy)]
 struct Touchers {
-    first_writer: TxIdx,
-    last_writer: TxIdx,
-    first_adder: TxIdx,
-    last_adder: TxIdx,
+    first_writer: u32,
+    last_writer: u32,
+    first_adder: u32,
+    last_adder: u32,
 }
+
+/// No transaction.
+const NONE: u32 = u32::MAX;
 
 impl Default for Touchers {
     fn default() -> Self {
         Self {
-            first_writer: usize::MAX,
-            last_writer: usize::MAX,
-            first_adder: usize::MAX,
-            last_adder: usize::MAX,
+            first_writer: NONE,
+            last_writer: NONE,
+            first_adder: NONE,
+            last_adder: NONE,
         }
     }
+}
+
+fn some(i: u32) -> Option<TxIdx> {
+    (i != NONE).then_some(i as TxIdx)
 }
 
 /// Hashes fingerprints by using them as they are.
@@ -119,32 +127,42 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
         HashMap::with_capacity_and_hasher(written, Default::default());
     let mut depends_on = vec![None; n];
 
+    // Blocks beyond `u32` indices cannot exist (gas); if one did, it would run as one group.
+    if u32::try_from(n).is_err() {
+        return Partition {
+            groups: vec![(0..n).collect()],
+            group_of: vec![0; n],
+            depends_on: if dependencies {
+                (0..n).map(|i| i.checked_sub(1)).collect()
+            } else {
+                Vec::new()
+            },
+        };
+    }
     for (i, p) in predictions.iter().enumerate() {
+        let i32 = i as u32;
         for e in &p.entries {
             if e.flags & (WRITE | ADD) == 0 {
                 continue;
             }
             let t = touchers.entry(e.key).or_default();
-            if e.flags & WRITE != 0 && t.first_writer == usize::MAX {
-                t.first_writer = i;
+            if e.flags & WRITE != 0 && t.first_writer == NONE {
+                t.first_writer = i32;
             }
-            if e.flags & ADD != 0 && t.first_adder == usize::MAX {
-                t.first_adder = i;
+            if e.flags & ADD != 0 && t.first_adder == NONE {
+                t.first_adder = i32;
             }
         }
     }
-    let mut coinbase_toucher: Option<TxIdx> = None;
+    // Transactions 0..joined are already one group (every one before a reader of the beneficiary).
+    let mut joined: usize = 0;
     for (i, p) in predictions.iter().enumerate() {
         if p.touches_coinbase {
             // Reading the beneficiary means reading every earlier fee: depend on everything.
-            if let Some(c) = coinbase_toucher {
-                uf.union(c, i);
-            } else {
-                coinbase_toucher = Some(i);
-            }
-            for j in 0..i {
+            for j in joined.saturating_sub(1)..i {
                 uf.union(j, i);
             }
+            joined = i + 1;
             if i > 0 {
                 depends_on[i] = Some(i - 1);
             }
@@ -152,20 +170,19 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
         let mut nearest: Option<TxIdx> = depends_on[i];
         if !dependencies {
             for e in &p.entries {
+                let Some(t) = touchers.get(&e.key) else {
+                    continue;
+                };
                 if e.flags & (READ | WRITE) != 0 {
-                    if let Some(t) = touchers.get(&e.key) {
-                        if t.first_writer != usize::MAX {
-                            uf.union(t.first_writer, i);
-                        }
-                        if t.first_adder != usize::MAX {
-                            uf.union(t.first_adder, i);
+                    for first in [t.first_writer, t.first_adder] {
+                        if let Some(f) = some(first) {
+                            uf.union(f, i);
                         }
                     }
                 } else if e.flags & ADD != 0
-                    && let Some(t) = touchers.get(&e.key)
-                    && t.first_writer != usize::MAX
+                    && let Some(f) = some(t.first_writer)
                 {
-                    uf.union(t.first_writer, i);
+                    uf.union(f, i);
                 }
             }
             continue;
@@ -175,26 +192,27 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
                 continue;
             };
             if e.flags & (READ | WRITE) != 0 {
-                if t.first_writer != usize::MAX {
-                    uf.union(t.first_writer, i);
-                }
-                if t.first_adder != usize::MAX {
-                    uf.union(t.first_adder, i);
+                for first in [t.first_writer, t.first_adder] {
+                    if let Some(f) = some(first) {
+                        uf.union(f, i);
+                    }
                 }
                 for w in [t.last_writer, t.last_adder] {
-                    if w != usize::MAX {
+                    if let Some(w) = some(w) {
                         nearest = Some(nearest.map_or(w, |x| x.max(w)));
                     }
                 }
             }
-            if e.flags & ADD != 0 && t.first_writer != usize::MAX {
-                uf.union(t.first_writer, i);
+            if e.flags & ADD != 0
+                && let Some(f) = some(t.first_writer)
+            {
+                uf.union(f, i);
             }
             if e.flags & WRITE != 0 {
-                t.last_writer = i;
+                t.last_writer = i as u32;
             }
             if e.flags & ADD != 0 {
-                t.last_adder = i;
+                t.last_adder = i as u32;
             }
         }
         depends_on[i] = nearest;
@@ -287,7 +305,9 @@ mod tests {
                     let adds: Vec<Address> = (0..next() % 2)
                         .map(|_| Address::with_last_byte((next() % 7) as u8))
                         .collect();
-                    p(&reads, &writes, &adds)
+                    let mut p = p(&reads, &writes, &adds);
+                    p.touches_coinbase = next() % 13 == 0;
+                    p
                 })
                 .collect();
             let plain = partition(&predictions);
@@ -295,6 +315,12 @@ mod tests {
             assert_eq!(plain.groups, full.groups);
             assert_eq!(plain.group_of, full.group_of);
             assert!(plain.depends_on.is_empty());
+            // A reader of the beneficiary reads every earlier fee: it joins everything before.
+            for (i, p) in predictions.iter().enumerate() {
+                if p.touches_coinbase {
+                    assert!((0..i).all(|j| plain.group_of[j] == plain.group_of[i]));
+                }
+            }
             assert_eq!(full.depends_on.len(), predictions.len());
         }
     }
