@@ -807,6 +807,37 @@ fn hints_are_learned_only_where_analysis_falls_short() {
     assert!(exec.predictor().hints_held() > 0, "swaps filed no hints");
 }
 
+/// Against slow storage the prediction of a hinted call also covers the slots keyed by its
+/// sender (token balances and allowances, learned as rules from earlier executions), so a block
+/// of swaps runs with every access predicted — each miss there would stall a worker.
+#[test]
+fn slots_keyed_by_the_sender_are_predicted_against_slow_storage() {
+    let world = world();
+    let mut u = world.universe.clone();
+    if u.pairs.is_empty() {
+        return;
+    }
+    let mut config = ParallelConfig::with_threads(2);
+    config.strategy = ExecStrategy::Groups;
+    let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+    let mut state = world.pre.clone();
+    for (n, expect_all_predicted) in [(0u64, false), (1, true)] {
+        let txs: Vec<Arc<RecoveredTx>> = u.swaps(600, 0).into_iter().map(Arc::new).collect();
+        let ctx = block(15 + n, Address::repeat_byte(0xcb));
+        let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
+            .execute(&ctx, &txs, &state)
+            .expect("sequential");
+        let par = exec
+            .execute(&ctx, &txs, &SlowView(&state))
+            .expect("parallel");
+        assert_same(&format!("swaps block {n}"), &state, &seq, &par);
+        if expect_all_predicted {
+            assert_eq!(par.stats.strategy, "groups", "{:?}", par.stats);
+        }
+        state.apply(&seq.diff);
+    }
+}
+
 /// A view that answers like a disk: the executor then preloads with many readers, predicts with
 /// many threads and follows calls deeper. Results must not change.
 struct SlowView<'a>(&'a MemoryState);

@@ -339,8 +339,10 @@ impl ParallelExecutor {
         // What must outlive the group phase of a run that stayed inside its prediction: its
         // result, and the reads and writes of learning's sample (or of all, to measure accuracy).
         let mut keep = vec![self.config.measure_accuracy; txs.len()];
+        let mut sampled = vec![false; txs.len()];
         for i in predict::learning_sample(txs.len()) {
             keep[i] = true;
+            sampled[i] = true;
         }
         let workers = self.config.threads.max(1);
         let ran = AtomicUsize::new(0);
@@ -366,6 +368,7 @@ impl ParallelExecutor {
                     let db = &mut evm.ctx.journaled_state.database;
                     db.preimages.clear();
                     db.preimages.extend_from_slice(&predictions[i].preimages);
+                    db.observe = sampled[i];
                     let run = match execute(&mut evm, shared, &txs[i]) {
                         Ok(run) => run,
                         Err(e) => {

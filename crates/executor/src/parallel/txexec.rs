@@ -130,6 +130,10 @@ pub struct TxDb<'a, S> {
     /// Mapping slots the prediction of the transaction in progress already hashed: `KECCAK256`
     /// over one of these 64-byte inputs takes the hash from here (same result, same gas).
     pub preimages: Vec<Preimage>,
+    /// Record every 64-byte `KECCAK256` input of the transaction in progress (into its
+    /// [`TxRun::preimages`]), so learning can tell which slots are keyed by the sender.
+    pub observe: bool,
+    observed: Vec<Preimage>,
 }
 
 impl<'a, S: ReadSource> TxDb<'a, S> {
@@ -141,6 +145,8 @@ impl<'a, S: ReadSource> TxDb<'a, S> {
             reads: Vec::with_capacity(64),
             codes: HashMap::default(),
             preimages: Vec::new(),
+            observe: false,
+            observed: Vec::new(),
         }
     }
 
@@ -248,8 +254,8 @@ fn memo_keccak<S: ReadSource>(
     ic: InstructionContext<'_, PharosContext<TxDb<'_, S>>, EthInterpreter>,
 ) -> InstructionExecResult {
     let InstructionContext { interpreter, host } = ic;
-    let preimages = &host.journaled_state.database.preimages;
-    if !preimages.is_empty()
+    let db = &host.journaled_state.database;
+    if (db.observe || !db.preimages.is_empty())
         && let (Ok(offset), Ok(len)) = (interpreter.stack.peek(0), interpreter.stack.peek(1))
         && len == U256::from(64)
         && let Ok(offset) = usize::try_from(offset)
@@ -257,25 +263,44 @@ fn memo_keccak<S: ReadSource>(
             .checked_add(64)
             .is_some_and(|end| end <= interpreter.memory.size())
     {
-        let hit = {
-            let input = interpreter.memory.slice_len(offset, 64);
-            preimages
-                .iter()
-                .find(|(p, _)| p[..] == input[..])
-                .map(|(_, h)| *h)
+        let mut input = [0u8; 64];
+        input.copy_from_slice(&interpreter.memory.slice_len(offset, 64));
+        let hit = db
+            .preimages
+            .iter()
+            .find(|(p, _)| *p == input)
+            .map(|(_, h)| *h);
+        let hash = match hit {
+            Some(hash) => {
+                let cost = host.gas_params().keccak256_cost(64);
+                if !interpreter.gas.record_regular_cost(cost) {
+                    return Err(InstructionResult::OutOfGas);
+                }
+                // Pops the offset and replaces the length with the hash, as revm does.
+                interpreter.stack.pop()?;
+                if let Some(top) = interpreter.stack.top() {
+                    *top = hash.into();
+                }
+                hash
+            }
+            None => {
+                pharos_evm::revm::interpreter::instructions::system::keccak256(
+                    InstructionContext {
+                        interpreter: &mut *interpreter,
+                        host: &mut *host,
+                    },
+                )?;
+                match interpreter.stack.peek(0) {
+                    Ok(top) => B256::from(top),
+                    Err(_) => return Ok(()),
+                }
+            }
         };
-        if let Some(hash) = hit {
-            let cost = host.gas_params().keccak256_cost(64);
-            if !interpreter.gas.record_regular_cost(cost) {
-                return Err(InstructionResult::OutOfGas);
-            }
-            // Pops the offset and replaces the length with the hash, as revm does.
-            interpreter.stack.pop()?;
-            if let Some(top) = interpreter.stack.top() {
-                *top = hash.into();
-            }
-            return Ok(());
+        let db = &mut host.journaled_state.database;
+        if db.observe {
+            db.observed.push((input, hash));
         }
+        return Ok(());
     }
     pharos_evm::revm::interpreter::instructions::system::keccak256(InstructionContext {
         interpreter,
@@ -300,6 +325,7 @@ pub fn execute<S: ReadSource>(
         return Ok(run);
     }
     evm.ctx.journaled_state.database.reads.clear();
+    evm.ctx.journaled_state.database.observed.clear();
     evm.ctx.set_tx(tx_env(tx));
     let outcome = LazyFeeHandler {
         _evm: std::marker::PhantomData,
@@ -308,6 +334,7 @@ pub fn execute<S: ReadSource>(
     let state = evm.ctx.journal_mut().finalize();
     // The scratch buffer keeps its capacity; the run keeps an exactly sized copy.
     let reads = evm.ctx.journaled_state.database.reads.to_vec();
+    let preimages = std::mem::take(&mut evm.ctx.journaled_state.database.observed);
     match outcome {
         Ok(result) => {
             let outcome = outcome_of(result);
@@ -318,12 +345,14 @@ pub fn execute<S: ReadSource>(
                 result: TxResult::Included(outcome),
                 reads,
                 writes,
+                preimages,
             })
         }
         Err(EVMError::Transaction(e)) => Ok(TxRun {
             result: TxResult::Rejected(e.to_string()),
             reads,
             writes: TxWrites::default(),
+            preimages,
         }),
         Err(EVMError::Database(e)) => Err(e),
         Err(other) => Err(ReadError::State(StateError(format!("evm: {other}")))),
@@ -498,5 +527,6 @@ fn native_transfer<S: ReadSource>(
             wipes: Vec::new(),
             codes: Vec::new(),
         },
+        preimages: Vec::new(),
     }))
 }

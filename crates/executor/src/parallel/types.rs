@@ -116,4 +116,7 @@ pub struct TxRun {
     pub reads: Vec<Read>,
     /// What it wrote.
     pub writes: TxWrites,
+    /// The 64-byte `KECCAK256` inputs (mapping slots) it hashed, with their hashes: recorded only
+    /// for the transactions learning looks at (see [`super::txexec::TxDb::observe`]).
+    pub preimages: Vec<super::sali::Preimage>,
 }
