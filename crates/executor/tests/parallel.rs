@@ -159,6 +159,11 @@ enum Op {
         from: usize,
         chaos: usize,
     },
+    ReadBalance {
+        from: usize,
+        chaos: usize,
+        who: usize,
+    },
     PayCoinbase {
         from: usize,
         chaos: usize,
@@ -204,6 +209,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (w.clone(), c.clone()).prop_map(|(from, chaos)| Op::Revert { from, chaos }),
         1 => (w.clone(), c.clone()).prop_map(|(from, chaos)| Op::OutOfGas { from, chaos }),
         1 => (w.clone(), c.clone()).prop_map(|(from, chaos)| Op::ReadCoinbase { from, chaos }),
+        2 => (w.clone(), c.clone(), r.clone()).prop_map(|(from, chaos, who)| Op::ReadBalance { from, chaos, who }),
         1 => (w.clone(), c.clone(), 0u64..100).prop_map(|(from, chaos, value)| Op::PayCoinbase { from, chaos, value }),
         1 => (w.clone(), c.clone(), 0usize..3).prop_map(|(from, chaos, token)| Op::MoveToken { from, chaos, token }),
         3 => (w.clone(), 0usize..2, any::<bool>(), 1u64..1_000_000).prop_map(|(from, pair, direction, amount)| Op::Swap { from, pair, direction, amount }),
@@ -409,6 +415,21 @@ fn build_tx(u: &mut Universe, coinbase: Address, op: &Op) -> RecoveredTx {
                 to,
                 U256::ZERO,
                 readCoinbaseCall {}.abi_encode().into(),
+                100_000,
+            )
+        }
+        Op::ReadBalance {
+            from,
+            chaos: c,
+            who,
+        } => {
+            let to = chaos(u, *c);
+            let who = recipient(u, coinbase, *who);
+            u.call(
+                *from,
+                to,
+                U256::ZERO,
+                readBalanceCall { who }.abi_encode().into(),
                 100_000,
             )
         }
@@ -771,6 +792,66 @@ fn mispredicted_cross_group_access_is_repaired() {
             &seq,
             &par,
         );
+    }
+}
+
+/// Plain transfers credit an account by addition (they commute); a later transaction that reads
+/// the account's balance must see every one of them, even when each transaction's accesses were
+/// all predicted (the fold path, no cross-group check).
+#[test]
+fn a_balance_read_sees_every_plain_transfer_before_it() {
+    let world = world();
+    let mut u = world.universe.clone();
+    let coinbase = Address::repeat_byte(0xcb);
+    let mut config = ParallelConfig::with_threads(2);
+    config.strategy = ExecStrategy::Groups;
+    let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()));
+    let mut state = world.pre.clone();
+    // Recipient 8 is a hot EOA. The first block teaches the executor what `readBalance(hot)`
+    // touches (it credits `hot` first, so the read stores a new value); the second credits
+    // `hot` twice, then reads it.
+    let warm_up: Vec<Op> = std::iter::once(Op::Transfer {
+        from: 9,
+        to: 8,
+        value: 3,
+    })
+    .chain((0..8).map(|k| Op::ReadBalance {
+        from: 10 + k,
+        chaos: 0,
+        who: 8,
+    }))
+    .collect();
+    let credit_then_read = vec![
+        Op::Transfer {
+            from: 1,
+            to: 8,
+            value: 5,
+        },
+        Op::Transfer {
+            from: 2,
+            to: 8,
+            value: 7,
+        },
+        Op::ReadBalance {
+            from: 3,
+            chaos: 0,
+            who: 8,
+        },
+    ];
+    for (n, ops) in [warm_up, credit_then_read].iter().enumerate() {
+        let txs: Vec<Arc<RecoveredTx>> = ops
+            .iter()
+            .map(|o| Arc::new(build_tx(&mut u, coinbase, o)))
+            .collect();
+        let ctx = block(30 + n as u64, coinbase);
+        let expected = seq.execute(&ctx, &txs, &state).expect("sequential");
+        let par = exec.execute(&ctx, &txs, &state).expect("parallel");
+        assert_same(&format!("block {n}"), &state, &expected, &par);
+        if n == 1 {
+            assert_eq!(par.stats.strategy, "groups", "{:?}", par.stats);
+        }
+        state.apply(&expected.diff);
     }
 }
 

@@ -34,6 +34,7 @@ sol! {
     function revertIf(bool yes);
     function burn(uint256 rounds);
     function readCoinbase();
+    function readBalance(address who);
     function payCoinbase();
     function moveToken(address token, address to, uint256 amount);
     function createPair(address tokenA, address tokenB) returns (address pair);

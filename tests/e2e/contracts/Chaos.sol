@@ -28,6 +28,7 @@ contract Chaos {
     uint256 public counter;
     mapping(uint256 => uint256) public cells;
     uint256 public lastCoinbaseBalance;
+    uint256 public lastBalance;
     address public lastChild;
 
     event Bumped(uint256 indexed key, uint256 value);
@@ -100,6 +101,11 @@ contract Chaos {
 
     function readCoinbase() external {
         lastCoinbaseBalance = block.coinbase.balance;
+    }
+
+    /// Reads another account's balance (a plain transfer earlier in the block may have credited it).
+    function readBalance(address who) external {
+        lastBalance = who.balance;
     }
 
     function payCoinbase() external payable {

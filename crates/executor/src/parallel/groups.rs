@@ -58,6 +58,9 @@ struct Touchers {
     last_writer: u32,
     first_adder: u32,
     last_adder: u32,
+    /// Some transaction reads or replaces it: then balance additions to it do not commute with
+    /// everything, and all of them join.
+    read: bool,
 }
 
 /// No transaction.
@@ -70,12 +73,26 @@ impl Default for Touchers {
             last_writer: NONE,
             first_adder: NONE,
             last_adder: NONE,
+            read: false,
         }
     }
 }
 
 fn some(i: u32) -> Option<TxIdx> {
     (i != NONE).then_some(i as TxIdx)
+}
+
+/// A balance addition by `i`: it joins the location's first writer (every reader and writer
+/// joins that one too); with no writer but a reader, it joins the first addition, which every
+/// reader joins — a reader must see every earlier addition. Additions nobody reads commute.
+fn join_addition(uf: &mut UnionFind, t: &Touchers, i: TxIdx) {
+    if let Some(f) = some(t.first_writer) {
+        uf.union(f, i);
+    } else if t.read
+        && let Some(f) = some(t.first_adder)
+    {
+        uf.union(f, i);
+    }
 }
 
 /// Hashes fingerprints by using them as they are.
@@ -99,8 +116,8 @@ impl std::hash::Hasher for IdentityHasher {
 type FingerprintMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdentityHasher>>;
 
 /// Joins transactions whose predicted accesses conflict: one writes a location the other reads
-/// or writes. Balance additions conflict with reads and writes of the account, not with each
-/// other. Leaves [`Partition::depends_on`] empty (see [`partition_with_dependencies`]).
+/// or writes. Balance additions conflict with reads and writes of the account (a reader joins
+/// every addition), not with each other. Leaves [`Partition::depends_on`] empty (see [`partition_with_dependencies`]).
 pub fn partition(predictions: &[AccessPrediction]) -> Partition {
     build(predictions, false)
 }
@@ -114,17 +131,9 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
     let n = predictions.len();
     let mut uf = UnionFind::new(n);
     // One entry per written location at most: sized once, never rehashed.
-    let written: usize = predictions
-        .iter()
-        .map(|p| {
-            p.entries
-                .iter()
-                .filter(|e| e.flags & (WRITE | ADD) != 0)
-                .count()
-        })
-        .sum();
+    let entries: usize = predictions.iter().map(|p| p.entries.len()).sum();
     let mut touchers: FingerprintMap<Touchers> =
-        HashMap::with_capacity_and_hasher(written, Default::default());
+        HashMap::with_capacity_and_hasher(entries, Default::default());
     let mut depends_on = vec![None; n];
 
     // Blocks beyond `u32` indices cannot exist (gas); if one did, it would run as one group.
@@ -142,15 +151,15 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
     for (i, p) in predictions.iter().enumerate() {
         let i32 = i as u32;
         for e in &p.entries {
-            if e.flags & (WRITE | ADD) == 0 {
-                continue;
-            }
             let t = touchers.entry(e.key).or_default();
             if e.flags & WRITE != 0 && t.first_writer == NONE {
                 t.first_writer = i32;
             }
             if e.flags & ADD != 0 && t.first_adder == NONE {
                 t.first_adder = i32;
+            }
+            if e.flags & (READ | WRITE) != 0 {
+                t.read = true;
             }
         }
     }
@@ -179,10 +188,8 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
                             uf.union(f, i);
                         }
                     }
-                } else if e.flags & ADD != 0
-                    && let Some(f) = some(t.first_writer)
-                {
-                    uf.union(f, i);
+                } else if e.flags & ADD != 0 {
+                    join_addition(&mut uf, t, i);
                 }
             }
             continue;
@@ -203,10 +210,8 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
                     }
                 }
             }
-            if e.flags & ADD != 0
-                && let Some(f) = some(t.first_writer)
-            {
-                uf.union(f, i);
+            if e.flags & ADD != 0 {
+                join_addition(&mut uf, t, i);
             }
             if e.flags & WRITE != 0 {
                 t.last_writer = i as u32;
@@ -280,6 +285,32 @@ mod tests {
         assert_ne!(part.group_of[3], part.group_of[0]);
         assert_eq!(part.depends_on[2], Some(0));
         assert_eq!(part.depends_on[3], None);
+    }
+
+    #[test]
+    fn a_reader_of_an_account_joins_every_addition_to_it() {
+        // Two plain transfers credit `hot`, a later transaction reads its balance: it must see
+        // both credits, so all three run in one group. Credits nobody reads stay apart.
+        let hot = Address::repeat_byte(9);
+        let cold = Address::repeat_byte(8);
+        let sender = |b: u8| Location::Account(Address::repeat_byte(b));
+        for reader_first in [false, true] {
+            let reader = p(&[Location::Account(hot)], &[sender(3)], &[]);
+            let mut block = vec![
+                p(&[], &[sender(1)], &[hot, cold]),
+                p(&[], &[sender(2)], &[hot, cold]),
+            ];
+            if reader_first {
+                block.insert(0, reader);
+            } else {
+                block.push(reader);
+            }
+            for part in [partition(&block), partition_with_dependencies(&block)] {
+                assert_eq!(part.groups.len(), 1, "reader first: {reader_first}");
+            }
+        }
+        let credits = [p(&[], &[sender(1)], &[hot]), p(&[], &[sender(2)], &[hot])];
+        assert_eq!(partition(&credits).groups.len(), 2);
     }
 
     #[test]
