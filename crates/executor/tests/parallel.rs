@@ -855,6 +855,65 @@ fn a_balance_read_sees_every_plain_transfer_before_it() {
     }
 }
 
+/// A transaction that names the block's beneficiary in its access list and reads its balance
+/// must see every earlier transaction's fee, though fees are credited by addition and never
+/// predicted.
+#[test]
+fn a_beneficiary_read_named_in_an_access_list_sees_every_fee() {
+    use alloy_eips::eip2930::{AccessList, AccessListItem};
+    let world = world();
+    let mut u = world.universe.clone();
+    let coinbase = Address::repeat_byte(0xcb);
+    let mut txs: Vec<Arc<RecoveredTx>> = (1..4)
+        .map(|from| {
+            Arc::new(build_tx(
+                &mut u,
+                coinbase,
+                &Op::Transfer {
+                    from,
+                    to: 8,
+                    value: 1,
+                },
+            ))
+        })
+        .collect();
+    let (w, chaos) = (5, u.chaos[0]);
+    let nonce = u.nonces[w];
+    u.nonces[w] += 1;
+    let read = u.builder.eip2930(
+        nonce,
+        alloy_primitives::TxKind::Call(chaos),
+        U256::ZERO,
+        scenario::readCoinbaseCall {}.abi_encode().into(),
+        100_000,
+        2_000_000_000,
+        AccessList(vec![
+            AccessListItem {
+                address: coinbase,
+                storage_keys: vec![],
+            },
+            AccessListItem {
+                address: chaos,
+                storage_keys: vec![B256::with_last_byte(2)],
+            },
+        ]),
+    );
+    txs.push(Arc::new(u.wallets[w].sign_recovered(read)));
+    let ctx = block(40, coinbase);
+    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
+        .execute(&ctx, &txs, &world.pre)
+        .expect("sequential");
+    for threads in [2, 4] {
+        let mut config = ParallelConfig::with_threads(threads);
+        config.strategy = ExecStrategy::Groups;
+        let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+        let par = exec.execute(&ctx, &txs, &world.pre).expect("parallel");
+        assert_same(&format!("{threads} threads"), &world.pre, &seq, &par);
+        // Every access was predicted: no cross-group check would have caught a missed fee.
+        assert_eq!(par.stats.strategy, "groups", "{:?}", par.stats);
+    }
+}
+
 /// Learning keeps hints only where static analysis falls short: ERC-20 transfers (every access
 /// resolved statically) file none, swaps through the router (calls followed one level, the
 /// rest learned) do.
