@@ -314,8 +314,9 @@ mod tests {
     }
 
     #[test]
-    fn groups_do_not_depend_on_computing_dependencies() {
-        // Random predictions over a few hot locations: both entry points group alike.
+    fn groups_keep_conflicts_together_and_do_not_depend_on_computing_dependencies() {
+        // Random predictions over a few hot locations: both entry points group alike, and every
+        // conflict lands in one group.
         let mut seed = 0x1234_5678_9abc_def0u64;
         let mut next = move || {
             seed ^= seed << 13;
@@ -350,6 +351,24 @@ mod tests {
             for (i, p) in predictions.iter().enumerate() {
                 if p.touches_coinbase {
                     assert!((0..i).all(|j| plain.group_of[j] == plain.group_of[i]));
+                }
+            }
+            // The invariant the group phase relies on, checked directly: whatever a transaction
+            // reads or replaces, every earlier transaction that wrote or credited it is in its
+            // group; whatever it credits, every earlier one that replaced it is.
+            for (i, pi) in predictions.iter().enumerate() {
+                for (j, pj) in predictions[..i].iter().enumerate() {
+                    let conflict = pi.entries.iter().any(|e| {
+                        let earlier = pj.flags(&e.location);
+                        (e.flags & (READ | WRITE) != 0 && earlier & (WRITE | ADD) != 0)
+                            || (e.flags & ADD != 0 && earlier & WRITE != 0)
+                    });
+                    if conflict {
+                        assert_eq!(
+                            plain.group_of[i], plain.group_of[j],
+                            "{j} before {i}: {pj:?} / {pi:?}"
+                        );
+                    }
                 }
             }
             assert_eq!(full.depends_on.len(), predictions.len());

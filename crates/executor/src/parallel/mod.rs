@@ -211,22 +211,68 @@ impl ReadSource for MvSource<'_> {
     }
 }
 
-/// Counts one arrival when dropped (also while unwinding).
-struct Arrival<'a>(&'a AtomicUsize);
+/// Workers that must all finish running before any goes on: a worker counts as arrived when its
+/// [`Arrival`] drops (also while unwinding), waiters sleep instead of spinning, and a worker
+/// whose thread could not be started is no longer expected.
+struct Rendezvous {
+    /// (arrived, expected).
+    state: Mutex<(usize, usize)>,
+    changed: parking_lot::Condvar,
+}
+
+impl Rendezvous {
+    fn new(expected: usize) -> Self {
+        Self {
+            state: Mutex::new((0, expected)),
+            changed: parking_lot::Condvar::new(),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut (usize, usize))) {
+        f(&mut self.state.lock());
+        self.changed.notify_all();
+    }
+
+    /// Waits until every expected worker has arrived.
+    fn wait(&self) {
+        let mut state = self.state.lock();
+        while state.0 < state.1 {
+            self.changed.wait(&mut state);
+        }
+    }
+}
+
+/// One worker's arrival at a [`Rendezvous`], counted when dropped.
+struct Arrival<'a>(&'a Rendezvous);
 
 impl Drop for Arrival<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Release);
+        self.0.update(|s| s.0 += 1);
     }
 }
 
 /// Runs `f` on `threads` threads (the caller's included) and collects their results.
 fn on_threads<T: Send>(threads: usize, f: impl Fn() -> T + Sync) -> Vec<T> {
+    on_threads_or(threads, f, || {})
+}
+
+/// [`on_threads`]; `missing` runs for each thread that could not be started (the work then runs
+/// on fewer threads).
+fn on_threads_or<T: Send>(threads: usize, f: impl Fn() -> T + Sync, missing: impl Fn()) -> Vec<T> {
     if threads <= 1 {
         return vec![f()];
     }
     std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads).map(|_| s.spawn(&f)).collect();
+        let handles: Vec<_> = (1..threads)
+            .filter_map(|_| match std::thread::Builder::new().spawn_scoped(s, &f) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start an executor thread");
+                    missing();
+                    None
+                }
+            })
+            .collect();
         let mut out = vec![f()];
         for h in handles {
             match h.join() {
@@ -345,82 +391,87 @@ impl ParallelExecutor {
             sampled[i] = true;
         }
         let workers = self.config.threads.max(1);
-        let ran = AtomicUsize::new(0);
-        let per_worker = on_threads(workers, || {
-            // Counts this worker as done running even if it unwinds (no one waits forever).
-            let done = Arrival(&ran);
-            let mut evm = worker_evm(
-                GroupSource {
-                    base: shared.base,
-                    local: HashMap::default(),
-                },
-                shared,
-            );
-            let mut out: Vec<(TxIdx, TxRun)> = Vec::new();
-            let mut fold = fold::WorkerFold::default();
-            let mut error = None;
-            'groups: while !failed.load(Ordering::Relaxed) {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&g) = order.get(k) else { break };
-                let group = &partition.groups[g];
-                evm.ctx.journaled_state.database.source.local.clear();
-                for (pos, &i) in group.iter().enumerate() {
-                    let db = &mut evm.ctx.journaled_state.database;
-                    db.preimages.clear();
-                    db.preimages.extend_from_slice(&predictions[i].preimages);
-                    db.observe = sampled[i];
-                    let run = match execute(&mut evm, shared, &txs[i]) {
-                        Ok(run) => run,
-                        Err(e) => {
-                            error = Some(state_err(e));
-                            break 'groups;
-                        }
-                    };
-                    // Later transactions of the group read these writes.
-                    if pos + 1 < group.len()
-                        && let Err(e) = evm.ctx.journaled_state.database.source.apply(&run.writes)
-                    {
-                        error = Some(ExecError::State(e));
-                        break 'groups;
-                    }
-                    if !escaped.load(Ordering::Relaxed) {
-                        if fold::contained(&predictions[i], &run, coinbase) {
-                            if let Err(e) = fold.add(g, &run.writes) {
-                                error = Some(ExecError::State(e));
+        let all_ran = Rendezvous::new(workers);
+        let per_worker = on_threads_or(
+            workers,
+            || {
+                // Counts this worker as done running even if it unwinds (no one waits forever).
+                let done = Arrival(&all_ran);
+                let mut evm = worker_evm(
+                    GroupSource {
+                        base: shared.base,
+                        local: HashMap::default(),
+                    },
+                    shared,
+                );
+                let mut out: Vec<(TxIdx, TxRun)> = Vec::new();
+                let mut fold = fold::WorkerFold::default();
+                let mut error = None;
+                'groups: while !failed.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&g) = order.get(k) else { break };
+                    let group = &partition.groups[g];
+                    evm.ctx.journaled_state.database.source.local.clear();
+                    for (pos, &i) in group.iter().enumerate() {
+                        let db = &mut evm.ctx.journaled_state.database;
+                        db.preimages.clear();
+                        db.preimages.extend_from_slice(&predictions[i].preimages);
+                        db.observe = sampled[i];
+                        let run = match execute(&mut evm, shared, &txs[i]) {
+                            Ok(run) => run,
+                            Err(e) => {
+                                error = Some(state_err(e));
                                 break 'groups;
                             }
-                        } else {
-                            escaped.store(true, Ordering::Relaxed);
+                        };
+                        // Later transactions of the group read these writes.
+                        if pos + 1 < group.len()
+                            && let Err(e) =
+                                evm.ctx.journaled_state.database.source.apply(&run.writes)
+                        {
+                            error = Some(ExecError::State(e));
+                            break 'groups;
                         }
+                        if !escaped.load(Ordering::Relaxed) {
+                            if fold::contained(&predictions[i], &run, coinbase) {
+                                if let Err(e) = fold.add(g, &run.writes) {
+                                    error = Some(ExecError::State(e));
+                                    break 'groups;
+                                }
+                            } else {
+                                escaped.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        out.push((i, run));
                     }
-                    out.push((i, run));
                 }
-            }
-            if error.is_some() {
-                failed.store(true, Ordering::Relaxed);
-            }
-            // Whether any transaction escaped is only final once every worker has run.
-            drop(done);
-            while ran.load(Ordering::Acquire) < workers {
-                std::thread::yield_now();
-            }
-            if let Some(e) = error {
-                return Err(e);
-            }
-            if escaped.load(Ordering::Relaxed) {
-                return Ok((out, None));
-            }
-            let sorted = fold.into_sorted(shared.base).map_err(ExecError::State)?;
-            // The folds carry the writes now: free what nobody reads again here, on the
-            // thread that allocated it.
-            for (i, run) in &mut out {
-                if !keep[*i] {
-                    run.reads = Vec::new();
-                    run.writes = TxWrites::default();
+                if error.is_some() {
+                    failed.store(true, Ordering::Relaxed);
                 }
-            }
-            Ok((out, Some(sorted)))
-        });
+                // Whether any transaction escaped is only final once every worker has run.
+                drop(done);
+                all_ran.wait();
+                if let Some(e) = error {
+                    return Err(e);
+                }
+                // Another worker failed (the block fails) or a transaction escaped its
+                // prediction (every run's reads and writes are checked): no folds.
+                if failed.load(Ordering::Relaxed) || escaped.load(Ordering::Relaxed) {
+                    return Ok((out, None));
+                }
+                let sorted = fold.into_sorted(shared.base).map_err(ExecError::State)?;
+                // The folds carry the writes now: free what nobody reads again here, on the
+                // thread that allocated it.
+                for (i, run) in &mut out {
+                    if !keep[*i] {
+                        run.reads = Vec::new();
+                        run.writes = TxWrites::default();
+                    }
+                }
+                Ok((out, Some(sorted)))
+            },
+            || all_ran.update(|s| s.1 -= 1),
+        );
         let mut runs: Vec<Option<TxRun>> = (0..txs.len()).map(|_| None).collect();
         let mut folds = Vec::with_capacity(per_worker.len());
         for worker in per_worker {
