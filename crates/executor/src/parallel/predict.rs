@@ -246,17 +246,20 @@ impl AccessPrediction {
     }
 }
 
-/// A hint is kept per (code hash, selector, first argument): what a router touches depends on
-/// the pool it is given, what a token touches on the recipient.
-type HintKey = (B256, [u8; 4], B256);
+/// A hint is kept per (contract, code hash, selector, first argument): what a router touches
+/// depends on the pool it is given, what a token touches on the recipient — and two contracts
+/// with the same code touch their own storage (keyed by code alone, increments spread over
+/// three counters left each counter below the hint's threshold, and a chain of increments on one
+/// of them looked independent).
+type HintKey = (Address, B256, [u8; 4], B256);
 
-fn hint_key(code_hash: B256, selector: [u8; 4], input: &[u8]) -> HintKey {
+fn hint_key(contract: Address, code_hash: B256, selector: [u8; 4], input: &[u8]) -> HintKey {
     let mut arg = [0u8; 32];
     if input.len() > 4 {
         let end = input.len().min(36);
         arg[..end - 4].copy_from_slice(&input[4..end]);
     }
-    (code_hash, selector, B256::from(arg))
+    (contract, code_hash, selector, B256::from(arg))
 }
 
 /// Up to `k` distinct indices below `n`, spread over the whole range without a fixed stride: a
@@ -427,7 +430,7 @@ impl Predictor {
             .entry(function)
             .or_insert_with(|| self.hinted.read().contains(&function));
         let hint = if hinted {
-            let key = hint_key(code_hash, sel, tx.input());
+            let key = hint_key(to, code_hash, sel, tx.input());
             cache
                 .hints
                 .entry(key)
@@ -553,7 +556,7 @@ impl Predictor {
                 }
             });
             let (executions, seen, callers) = updates
-                .entry(hint_key(callee.code_hash, sel, tx.input()))
+                .entry(hint_key(to, callee.code_hash, sel, tx.input()))
                 .or_default();
             *executions += 1;
             for (l, w) in touched {
@@ -604,7 +607,7 @@ impl Predictor {
             }
             hint.refresh();
             if hint.active.is_some() {
-                hinted.insert((key.0, key.1));
+                hinted.insert((key.1, key.2));
             }
         }
     }
