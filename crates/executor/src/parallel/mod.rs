@@ -163,19 +163,47 @@ impl ParallelExecutor {
 struct GroupSource<'a> {
     base: &'a BaseState<'a>,
     local: HashMap<Location, Value>,
+    /// Accounts whose storage an earlier transaction of the group wiped (created afresh or
+    /// self-destructed): their slots not written since read as zero, not as the pre-state.
+    wiped: alloy_primitives::map::HashSet<Address>,
 }
 
 impl ReadSource for GroupSource<'_> {
     fn read(&mut self, location: Location, _kind: ReadKind) -> Result<Value, ReadError> {
         match self.local.get(&location) {
             Some(v) => Ok(*v),
-            None => Ok(self.base.get(&location)?),
+            None => match location {
+                Location::Storage(a, _) if self.wiped.contains(&a) => {
+                    Ok(Value::Storage(alloy_primitives::U256::ZERO))
+                }
+                _ => Ok(self.base.get(&location)?),
+            },
         }
     }
 }
 
-impl GroupSource<'_> {
+impl<'a> GroupSource<'a> {
+    fn new(base: &'a BaseState<'a>) -> Self {
+        Self {
+            base,
+            local: HashMap::default(),
+            wiped: Default::default(),
+        }
+    }
+
+    /// Forgets the previous group's writes.
+    fn reset(&mut self) {
+        self.local.clear();
+        self.wiped.clear();
+    }
+
     fn apply(&mut self, writes: &TxWrites) -> Result<(), StateError> {
+        // A wipe comes first: the transaction's slot writes are values after it.
+        for a in &writes.wipes {
+            self.wiped.insert(*a);
+            self.local
+                .retain(|l, _| !matches!(l, Location::Storage(x, _) if x == a));
+        }
         for (location, op) in &writes.ops {
             let value = match op {
                 WriteOp::Set(v) => *v,
@@ -397,13 +425,7 @@ impl ParallelExecutor {
             || {
                 // Counts this worker as done running even if it unwinds (no one waits forever).
                 let done = Arrival(&all_ran);
-                let mut evm = worker_evm(
-                    GroupSource {
-                        base: shared.base,
-                        local: HashMap::default(),
-                    },
-                    shared,
-                );
+                let mut evm = worker_evm(GroupSource::new(shared.base), shared);
                 let mut out: Vec<(TxIdx, TxRun)> = Vec::new();
                 let mut fold = fold::WorkerFold::default();
                 let mut error = None;
@@ -411,7 +433,7 @@ impl ParallelExecutor {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&g) = order.get(k) else { break };
                     let group = &partition.groups[g];
-                    evm.ctx.journaled_state.database.source.local.clear();
+                    evm.ctx.journaled_state.database.source.reset();
                     for (pos, &i) in group.iter().enumerate() {
                         let db = &mut evm.ctx.journaled_state.database;
                         db.preimages.clear();
@@ -1116,4 +1138,57 @@ fn collect(slots: Vec<Mutex<Option<TxRun>>>, mv: &MvMemory) -> Result<Vec<TxRun>
             Ok(run)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryState;
+    use alloy_primitives::U256;
+
+    #[test]
+    fn a_group_reads_a_wiped_accounts_slots_as_zero() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let mut state = MemoryState::default();
+        state.insert_account(a, 0, U256::ZERO, None, [(U256::from(1), U256::from(7))]);
+        state.insert_account(b, 0, U256::ZERO, None, [(U256::from(1), U256::from(9))]);
+        let base = BaseState::new(&state);
+        let mut source = GroupSource::new(&base);
+        let slot = |x| Location::Storage(x, U256::from(1));
+        let read = |s: &mut GroupSource<'_>, l| s.read(l, ReadKind::Full).ok();
+        assert_eq!(
+            read(&mut source, slot(a)),
+            Some(Value::Storage(U256::from(7)))
+        );
+        // A transaction writes a's slot; a later one re-creates a (a wipe) and writes slot 2.
+        let set = |l, v: u64| (l, WriteOp::Set(Value::Storage(U256::from(v))));
+        source
+            .apply(&TxWrites {
+                ops: vec![set(slot(a), 8)],
+                ..Default::default()
+            })
+            .expect("apply");
+        source
+            .apply(&TxWrites {
+                ops: vec![set(Location::Storage(a, U256::from(2)), 5)],
+                wipes: vec![a],
+                codes: Vec::new(),
+            })
+            .expect("apply");
+        assert_eq!(read(&mut source, slot(a)), Some(Value::Storage(U256::ZERO)));
+        assert_eq!(
+            read(&mut source, Location::Storage(a, U256::from(2))),
+            Some(Value::Storage(U256::from(5)))
+        );
+        assert_eq!(
+            read(&mut source, slot(b)),
+            Some(Value::Storage(U256::from(9)))
+        );
+        // The next group starts from the pre-state again.
+        source.reset();
+        assert_eq!(
+            read(&mut source, slot(a)),
+            Some(Value::Storage(U256::from(7)))
+        );
+    }
 }
