@@ -574,6 +574,25 @@ fn executors() -> &'static Vec<(String, ParallelExecutor)> {
     })
 }
 
+/// A fresh parallel executor (nothing learned from other tests) with `threads` workers and
+/// `strategy`.
+fn fresh_executor(threads: usize, strategy: ExecStrategy) -> ParallelExecutor {
+    let mut config = ParallelConfig::with_threads(threads);
+    config.strategy = strategy;
+    ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config)
+}
+
+/// The sequential executor's output: the reference every parallel result must equal.
+fn sequential(
+    ctx: &BlockContext,
+    txs: &[Arc<RecoveredTx>],
+    state: &dyn pharos_executor::StateView,
+) -> BlockOutput {
+    SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
+        .execute(ctx, txs, state)
+        .expect("sequential")
+}
+
 fn check_block(ops: &[Op], coinbase_choice: u8) {
     let world = world();
     let mut u = world.universe.clone();
@@ -587,9 +606,7 @@ fn check_block(ops: &[Op], coinbase_choice: u8) {
         .map(|o| Arc::new(build_tx(&mut u, coinbase, o)))
         .collect();
     let ctx = block(10, coinbase);
-    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
-        .execute(&ctx, &txs, &world.pre)
-        .expect("sequential");
+    let seq = sequential(&ctx, &txs, &world.pre);
     for (label, exec) in executors() {
         let par = exec.execute(&ctx, &txs, &world.pre).expect("parallel");
         if std::env::var_os("PHAROS_DEBUG_STATS").is_some() {
@@ -680,9 +697,7 @@ fn workloads_of_the_benchmarks_match() {
     for (n, txs) in blocks.into_iter().enumerate() {
         let txs: Vec<Arc<RecoveredTx>> = txs.into_iter().map(Arc::new).collect();
         let ctx = block(20 + n as u64, Address::repeat_byte(0xcb));
-        let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
-            .execute(&ctx, &txs, &state)
-            .expect("sequential");
+        let seq = sequential(&ctx, &txs, &state);
         assert!(
             seq.results
                 .iter()
@@ -774,14 +789,10 @@ fn mispredicted_cross_group_access_is_repaired() {
     }
     let txs: Vec<Arc<RecoveredTx>> = txs.into_iter().map(Arc::new).collect();
     let ctx = block(11, Address::repeat_byte(0xcb));
-    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
-        .execute(&ctx, &txs, &world.pre)
-        .expect("sequential");
+    let seq = sequential(&ctx, &txs, &world.pre);
     for threads in [1, 2, 4] {
-        let mut config = ParallelConfig::with_threads(threads);
-        config.strategy = ExecStrategy::Groups;
         // A fresh executor: no hints learned from other tests.
-        let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+        let exec = fresh_executor(threads, ExecStrategy::Groups);
         let par = exec.execute(&ctx, &txs, &world.pre).expect("parallel");
         assert!(
             par.stats.mispredicted > 0,
@@ -807,10 +818,7 @@ fn a_balance_read_sees_every_plain_transfer_before_it() {
     let world = world();
     let mut u = world.universe.clone();
     let coinbase = Address::repeat_byte(0xcb);
-    let mut config = ParallelConfig::with_threads(2);
-    config.strategy = ExecStrategy::Groups;
-    let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
-    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()));
+    let exec = fresh_executor(2, ExecStrategy::Groups);
     let mut state = world.pre.clone();
     // Recipient 8 is a hot EOA. The first block teaches the executor what `readBalance(hot)`
     // touches (it credits `hot` first, so the read stores a new value); the second credits
@@ -849,7 +857,7 @@ fn a_balance_read_sees_every_plain_transfer_before_it() {
             .map(|o| Arc::new(build_tx(&mut u, coinbase, o)))
             .collect();
         let ctx = block(30 + n as u64, coinbase);
-        let expected = seq.execute(&ctx, &txs, &state).expect("sequential");
+        let expected = sequential(&ctx, &txs, &state);
         let par = exec.execute(&ctx, &txs, &state).expect("parallel");
         assert_same(&format!("block {n}"), &state, &expected, &par);
         if n == 1 {
@@ -904,13 +912,9 @@ fn a_beneficiary_read_named_in_an_access_list_sees_every_fee() {
     );
     txs.push(Arc::new(u.wallets[w].sign_recovered(read)));
     let ctx = block(40, coinbase);
-    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
-        .execute(&ctx, &txs, &world.pre)
-        .expect("sequential");
+    let seq = sequential(&ctx, &txs, &world.pre);
     for threads in [2, 4] {
-        let mut config = ParallelConfig::with_threads(threads);
-        config.strategy = ExecStrategy::Groups;
-        let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+        let exec = fresh_executor(threads, ExecStrategy::Groups);
         let par = exec.execute(&ctx, &txs, &world.pre).expect("parallel");
         assert_same(&format!("{threads} threads"), &world.pre, &seq, &par);
         // Every access was predicted: no cross-group check would have caught a missed fee.
@@ -925,9 +929,7 @@ fn a_beneficiary_read_named_in_an_access_list_sees_every_fee() {
 fn hints_are_learned_only_where_analysis_falls_short() {
     let world = world();
     let mut u = world.universe.clone();
-    let mut config = ParallelConfig::with_threads(2);
-    config.strategy = ExecStrategy::Groups;
-    let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+    let exec = fresh_executor(2, ExecStrategy::Groups);
     let transfers: Vec<Arc<RecoveredTx>> =
         u.erc20_transfers(600).into_iter().map(Arc::new).collect();
     let ctx = block(13, Address::repeat_byte(0xcb));
@@ -961,16 +963,12 @@ fn slots_keyed_by_the_sender_are_predicted_against_slow_storage() {
     if u.pairs.is_empty() {
         return;
     }
-    let mut config = ParallelConfig::with_threads(2);
-    config.strategy = ExecStrategy::Groups;
-    let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+    let exec = fresh_executor(2, ExecStrategy::Groups);
     let mut state = world.pre.clone();
     for (n, expect_all_predicted) in [(0u64, false), (1, true)] {
         let txs: Vec<Arc<RecoveredTx>> = u.swaps(600, 0).into_iter().map(Arc::new).collect();
         let ctx = block(15 + n, Address::repeat_byte(0xcb));
-        let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
-            .execute(&ctx, &txs, &state)
-            .expect("sequential");
+        let seq = sequential(&ctx, &txs, &state);
         let par = exec
             .execute(&ctx, &txs, &SlowView(&state))
             .expect("parallel");
@@ -1029,17 +1027,13 @@ fn slow_storage_path_matches() {
     }
     let txs: Vec<Arc<RecoveredTx>> = txs.into_iter().map(Arc::new).collect();
     let ctx = block(12, Address::repeat_byte(0xcb));
-    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
-        .execute(&ctx, &txs, &world.pre)
-        .expect("sequential");
+    let seq = sequential(&ctx, &txs, &world.pre);
     for strategy in [
         ExecStrategy::Auto,
         ExecStrategy::Groups,
         ExecStrategy::BlockStm,
     ] {
-        let mut config = ParallelConfig::with_threads(2);
-        config.strategy = strategy;
-        let exec = ParallelExecutor::new(CHAIN, Arc::new(CodeCache::default()), config);
+        let exec = fresh_executor(2, strategy);
         let par = exec
             .execute(&ctx, &txs, &SlowView(&world.pre))
             .expect("parallel");
@@ -1085,9 +1079,7 @@ fn memoized_keccak_charges_gas_like_revm() {
         })
         .collect();
     let ctx = block(30, Address::repeat_byte(0xcb));
-    let seq = SequentialExecutor::new(CHAIN, Arc::new(CodeCache::default()))
-        .execute(&ctx, &txs, &world.pre)
-        .expect("sequential");
+    let seq = sequential(&ctx, &txs, &world.pre);
     let halted = seq
         .results
         .iter()

@@ -177,41 +177,30 @@ fn build(predictions: &[AccessPrediction], dependencies: bool) -> Partition {
             }
         }
         let mut nearest: Option<TxIdx> = depends_on[i];
-        if !dependencies {
-            for e in &p.entries {
-                let Some(t) = touchers.get(&e.key) else {
-                    continue;
-                };
-                if e.flags & (READ | WRITE) != 0 {
-                    for first in [t.first_writer, t.first_adder] {
-                        if let Some(f) = some(first) {
-                            uf.union(f, i);
-                        }
-                    }
-                } else if e.flags & ADD != 0 {
-                    join_addition(&mut uf, t, i);
-                }
-            }
-            continue;
-        }
         for e in &p.entries {
             let Some(t) = touchers.get_mut(&e.key) else {
                 continue;
             };
             if e.flags & (READ | WRITE) != 0 {
+                // Joining the first writer and the first addition covers this entry's own
+                // addition too.
                 for first in [t.first_writer, t.first_adder] {
                     if let Some(f) = some(first) {
                         uf.union(f, i);
                     }
                 }
+            } else if e.flags & ADD != 0 {
+                join_addition(&mut uf, t, i);
+            }
+            if !dependencies {
+                continue;
+            }
+            if e.flags & (READ | WRITE) != 0 {
                 for w in [t.last_writer, t.last_adder] {
                     if let Some(w) = some(w) {
                         nearest = Some(nearest.map_or(w, |x| x.max(w)));
                     }
                 }
-            }
-            if e.flags & ADD != 0 {
-                join_addition(&mut uf, t, i);
             }
             if e.flags & WRITE != 0 {
                 t.last_writer = i as u32;

@@ -619,16 +619,20 @@ impl ParallelExecutor {
     }
 }
 
-/// The share (percent) of `weights`' total that the partition's largest group holds.
-fn largest_share(partition: &Partition, weights: &[u64]) -> u64 {
-    let total: u64 = weights.iter().sum();
-    let largest = partition
+/// The weight (gas limits) of the partition's largest group.
+fn largest_group(partition: &Partition, weights: &[u64]) -> u64 {
+    partition
         .groups
         .iter()
         .map(|g| g.iter().map(|i| weights[*i]).sum::<u64>())
         .max()
-        .unwrap_or(0);
-    (largest.saturating_mul(100))
+        .unwrap_or(0)
+}
+
+/// The share (percent) of `weights`' total that the partition's largest group holds.
+fn largest_share(partition: &Partition, weights: &[u64]) -> u64 {
+    let total: u64 = weights.iter().sum();
+    (largest_group(partition, weights).saturating_mul(100))
         .checked_div(total)
         .unwrap_or(0)
 }
@@ -890,13 +894,8 @@ impl ParallelExecutor {
         let weights: Vec<u64> = txs.iter().map(|t| t.gas_limit()).collect();
         let worth_it = |partition: &Partition, range: std::ops::Range<usize>| {
             let total: u64 = weights[range].iter().sum();
-            let largest = partition
-                .groups
-                .iter()
-                .map(|g| g.iter().map(|i| weights[*i]).sum::<u64>())
-                .max()
-                .unwrap_or(0);
-            let makespan = largest.max(total / self.config.threads as u64);
+            let makespan =
+                largest_group(partition, &weights).max(total / self.config.threads as u64);
             makespan.saturating_mul(115) < total.saturating_mul(100)
         };
         // Against slow storage, prediction itself waits on reads: fetch what every transaction

@@ -290,31 +290,48 @@ const MAX_HINTS: usize = 1 << 16;
 #[derive(Debug, Clone, Default)]
 struct Hint {
     /// Location → (times seen, whether it was written).
-    seen: HashMap<Location, (u32, bool)>,
+    seen: Counts<Location>,
     /// Sender-keyed slots → (times seen, whether written).
-    callers: HashMap<CallerSlot, (u32, bool)>,
+    callers: Counts<CallerSlot>,
     executions: u32,
     /// What predictions use: touched by at least half the executions seen.
     active: Option<ActiveHint>,
 }
 
+/// What a hint counts per location or rule: (times seen, whether it was written).
+type Counts<K> = HashMap<K, (u32, bool)>;
+
+/// Adds `from`'s counts to `into`; when more than [`HINT_CAPACITY`] are held, keeps the most
+/// frequent half.
+fn add_counts<K: std::hash::Hash + Eq>(into: &mut Counts<K>, from: Counts<K>) {
+    for (k, (c, w)) in from {
+        let e = into.entry(k).or_default();
+        e.0 = e.0.saturating_add(c);
+        e.1 |= w;
+    }
+    if into.len() > HINT_CAPACITY {
+        let mut all: Vec<(K, (u32, bool))> = into.drain().collect();
+        all.sort_by_key(|e| std::cmp::Reverse(e.1.0));
+        all.truncate(HINT_CAPACITY / 2);
+        *into = all.into_iter().collect();
+    }
+}
+
+/// The entries of `counts` seen in at least half of `executions`, with whether written.
+fn common<K: Copy>(counts: &Counts<K>, executions: u32) -> Vec<(K, bool)> {
+    counts
+        .iter()
+        .filter(|(_, (count, _))| 2 * *count >= executions)
+        .map(|(k, (_, written))| (*k, *written))
+        .collect()
+}
+
 impl Hint {
     fn refresh(&mut self) {
-        let common = |count: u32| 2 * count >= self.executions;
         self.active = (self.executions >= MIN_HINT_EXECUTIONS).then(|| {
             std::sync::Arc::new(HintSet {
-                locations: self
-                    .seen
-                    .iter()
-                    .filter(|(_, (count, _))| common(*count))
-                    .map(|(l, (_, written))| (*l, *written))
-                    .collect(),
-                callers: self
-                    .callers
-                    .iter()
-                    .filter(|(_, (count, _))| common(*count))
-                    .map(|(c, (_, written))| (*c, *written))
-                    .collect(),
+                locations: common(&self.seen, self.executions),
+                callers: common(&self.callers, self.executions),
             })
         });
     }
@@ -509,11 +526,7 @@ impl Predictor {
         base: &BaseState<'_>,
         coinbase: Address,
     ) {
-        type Update = (
-            u32,
-            HashMap<Location, (u32, bool)>,
-            HashMap<CallerSlot, (u32, bool)>,
-        );
+        type Update = (u32, Counts<Location>, Counts<CallerSlot>);
         let mut updates: HashMap<HintKey, Update> = HashMap::default();
         for i in learning_sample(txs.len().min(runs.len())) {
             let (tx, run) = (&txs[i], &runs[i]);
@@ -582,29 +595,8 @@ impl Predictor {
             let hint = hints.entry(key).or_default();
             let (executions, per_location, per_caller_slot) = touched;
             hint.executions = hint.executions.saturating_add(executions);
-            for (l, (c, w)) in per_location {
-                let e = hint.seen.entry(l).or_default();
-                e.0 = e.0.saturating_add(c);
-                e.1 |= w;
-            }
-            for (slot, (c, w)) in per_caller_slot {
-                let e = hint.callers.entry(slot).or_default();
-                e.0 = e.0.saturating_add(c);
-                e.1 |= w;
-            }
-            if hint.callers.len() > HINT_CAPACITY {
-                let mut all: Vec<(CallerSlot, (u32, bool))> = hint.callers.drain().collect();
-                all.sort_by_key(|e| std::cmp::Reverse(e.1.0));
-                all.truncate(HINT_CAPACITY / 2);
-                hint.callers = all.into_iter().collect();
-            }
-            if hint.seen.len() > HINT_CAPACITY {
-                // Keep the most frequent locations.
-                let mut all: Vec<(Location, (u32, bool))> = hint.seen.drain().collect();
-                all.sort_by_key(|e| std::cmp::Reverse(e.1.0));
-                all.truncate(HINT_CAPACITY / 2);
-                hint.seen = all.into_iter().collect();
-            }
+            add_counts(&mut hint.seen, per_location);
+            add_counts(&mut hint.callers, per_caller_slot);
             hint.refresh();
             if hint.active.is_some() {
                 hinted.insert((key.1, key.2));
