@@ -412,12 +412,11 @@ impl ParallelExecutor {
         let coinbase = shared.block.beneficiary;
         // What must outlive the group phase of a run that stayed inside its prediction: its
         // result, and the reads and writes of learning's sample (or of all, to measure accuracy).
-        let mut keep = vec![self.config.measure_accuracy; txs.len()];
         let mut sampled = vec![false; txs.len()];
         for i in predict::learning_sample(txs.len()) {
-            keep[i] = true;
             sampled[i] = true;
         }
+        let keep_all = self.config.measure_accuracy;
         let workers = self.config.threads.max(1);
         let all_ran = Rendezvous::new(workers);
         let per_worker = on_threads_or(
@@ -485,7 +484,7 @@ impl ParallelExecutor {
                 // The folds carry the writes now: free what nobody reads again here, on the
                 // thread that allocated it.
                 for (i, run) in &mut out {
-                    if !keep[*i] {
+                    if !keep_all && !sampled[*i] {
                         run.reads = Vec::new();
                         run.writes = TxWrites::default();
                     }
